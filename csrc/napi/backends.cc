@@ -1,0 +1,82 @@
+// backends(): what this build was compiled with and what this machine offers; setThreads/setIsa
+// steer the CPU kernels.
+#include <string>
+
+#include "../common/cpu_features.h"
+#include "../common/parallel.h"
+#include "util.h"
+#ifdef QARVD_WITH_CUDA
+#include "../../cuda/device.cuh"
+#endif
+
+namespace {
+
+Napi::Value Backends(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto& f = qarvd::cpu_features();
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("avx2", f.avx2);
+  cpu.Set("avx512", f.avx512);
+  cpu.Set("avx512vnni", f.avx512_vnni);
+  cpu.Set("avx512bf16", f.avx512_bf16);
+  cpu.Set("avxvnni", f.avx_vnni);
+  cpu.Set("amxTile", f.amx_tile);
+  cpu.Set("amxInt8", f.amx_int8);
+  cpu.Set("amxBf16", f.amx_bf16);
+  cpu.Set("amxUsable", f.amx_usable);
+  cpu.Set("detectedIsa", qarvd::isa_name(qarvd::detected_isa()));
+  cpu.Set("isa", qarvd::isa_name(qarvd::active_isa()));
+  cpu.Set("threads", qarvd::num_threads());
+
+  Napi::Object cuda = Napi::Object::New(env);
+  Napi::Array devices = Napi::Array::New(env);
+#ifdef QARVD_WITH_CUDA
+  std::string status;
+  auto list = qarvd::cuda::list_devices(&status);
+  for (size_t i = 0; i < list.size(); ++i) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("index", list[i].index);
+    d.Set("name", list[i].name);
+    d.Set("computeCapability", std::to_string(list[i].major) + "." + std::to_string(list[i].minor));
+    d.Set("totalMemory", static_cast<double>(list[i].total_memory));
+    d.Set("multiprocessors", list[i].multiprocessors);
+    devices.Set(static_cast<uint32_t>(i), d);
+  }
+  cuda.Set("compiled", true);
+  cuda.Set("runtimeVersion", qarvd::cuda::runtime_version());
+  cuda.Set("driverVersion", qarvd::cuda::driver_version());
+  cuda.Set("status", status);
+#else
+  cuda.Set("compiled", false);
+  cuda.Set("status", "built without CUDA");
+#endif
+  cuda.Set("devices", devices);
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cpu", cpu);
+  out.Set("cuda", cuda);
+  return out;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  qarvd::set_num_threads(static_cast<int>(qarvd::napi::integer(info, 0, "threads")));
+  return Napi::Number::New(info.Env(), qarvd::num_threads());
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  std::string name = qarvd::napi::string(info, 0, "isa");
+  qarvd::Isa isa;
+  if (!qarvd::parse_isa(name, &isa)) throw Napi::RangeError::New(info.Env(), "native: unknown isa " + name);
+  qarvd::set_isa_limit(isa);
+  return Napi::String::New(info.Env(), qarvd::isa_name(qarvd::active_isa()));
+}
+
+void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("backends", Napi::Function::New(env, Backends, "backends"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+}
+
+}  // namespace
+
+QARVD_EXPORTS(Export);

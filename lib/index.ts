@@ -1,0 +1,4 @@
+// Public API of qarvd. Each concern lives in its own folder; this file only re-exports.
+export { backends, setThreads, setIsa, ISAS, type Backends, type CudaDevice, type Isa } from './backends.js';
+export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
+export * from './tensor/dtype.js';

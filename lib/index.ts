@@ -2,3 +2,4 @@
 export { backends, setThreads, setIsa, ISAS, type Backends, type CudaDevice, type Isa } from './backends.js';
 export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
+export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors.js';

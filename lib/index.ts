@@ -3,3 +3,4 @@ export { backends, setThreads, setIsa, ISAS, type Backends, type CudaDevice, typ
 export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
 export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors.js';
+export { videoMetrics, type VideoMetrics, type VideoMetricsOptions } from './metrics/video.js';

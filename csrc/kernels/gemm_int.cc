@@ -160,7 +160,6 @@ void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout&
     for (int64_t pr = first; pr < first + rows; pr += kIntMr) {
       const int64_t rp = pr / kIntMr, row0 = r0 + pr;
       const int trows = static_cast<int>(std::min<int64_t>(kIntMr, m - row0));
-      std::memset(ftile, 0, sizeof(ftile));
       int64_t gidx = 0;
       for (size_t s = 0; s < layer.segs.size(); ++s) {
         const PackedSegment& seg = layer.segs[s];
@@ -191,14 +190,11 @@ void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout&
           e.dbg_col = total_groups;
           e.rows = trows;
           e.cols = cols;
+          e.first = gidx == 0;
           kern.epilogue(e);
         }
       }
-      if (dbg) continue;
-      for (int i = 0; i < trows; ++i) {
-        float* yr = y + (row0 + i) * n + j0;
-        for (int j = 0; j < cols; ++j) yr[j] = bias ? ftile[i * kIntNr + j] + bias[j0 + j] : ftile[i * kIntNr + j];
-      }
+      if (!dbg) kern.store(ftile, bias ? bias + j0 : nullptr, y + row0 * n + j0, n, trows, cols);
     }
   }
 }

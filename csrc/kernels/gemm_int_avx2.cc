@@ -173,10 +173,25 @@ QARVD_AVX2 void epilogue_avx2(const EpilogueArgs& e) {
           for (int j = 0; j < 8 && 8 * h + j < e.cols; ++j) e.dbg[i * e.dbg_row + (8 * h + j) * e.dbg_col] = tmp[j];
       } else {
         float* f = e.ftile + i * kIntNr + 8 * h;
-        _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(sa, sw[h]), _mm256_loadu_ps(f)));
+        const __m256 prev = e.first ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+        _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(sa, sw[h]), prev));
       }
     }
   }
+}
+
+QARVD_AVX2 void store_avx2(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols) {
+  if (cols == kIntNr) {
+    const __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    for (int i = 0; i < rows; ++i) {
+      _mm256_storeu_ps(y + i * ldy, _mm256_add_ps(_mm256_loadu_ps(ftile + i * kIntNr), b0));
+      _mm256_storeu_ps(y + i * ldy + 8, _mm256_add_ps(_mm256_loadu_ps(ftile + i * kIntNr + 8), b1));
+    }
+    return;
+  }
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) y[i * ldy + j] = bias ? ftile[i * kIntNr + j] + bias[j] : ftile[i * kIntNr + j];
 }
 
 QARVD_AVX2 void minmax_avx2(const float* x, int64_t n, float* lo, float* hi) {
@@ -275,6 +290,6 @@ QARVD_AVX2 void quant8_avx2(const float* x, int64_t n, float scale, float lo, fl
 
 }  // namespace
 
-const IntKernels kIntKernelsAvx2 = {k8_avx2, k4_avx2, epilogue_avx2, minmax_avx2, quant16_avx2, quant8_avx2};
+const IntKernels kIntKernelsAvx2 = {k8_avx2, k4_avx2, epilogue_avx2, store_avx2, minmax_avx2, quant16_avx2, quant8_avx2};
 
 }  // namespace qarvd::gemm

@@ -23,10 +23,11 @@ struct EpilogueArgs {
   const int32_t* wzero;    // [kIntNr]
   const int32_t* wsum;     // [kIntNr] (4-bit only)
   const float* wscale;     // [kIntNr]
-  float* ftile;            // [kIntMr][kIntNr] fp32 accumulation, or
+  float* ftile;            // [kIntMr][kIntNr] fp32 accumulation (taken as zero when `first`), or
   int32_t* dbg;            // when not null: corrected sums go to dbg[i * dbg_row + j * dbg_col]
   int64_t dbg_row, dbg_col;
   int rows, cols;          // valid part of the tile (for dbg)
+  bool first;              // the tile's first (segment, group)
 };
 
 struct IntKernels {
@@ -34,8 +35,10 @@ struct IntKernels {
   void (*k8)(const int16_t* a, const int8_t* b, int64_t pairs, int32_t* acc);
   void (*k4)(const int8_t* a, const uint8_t* b, int64_t steps, int32_t* acc);
   // corrected = acc - wzero * row_sum - row_zc * wsum (int32, wrapping), then
-  // ftile = fma(float(corrected), row_scale * wscale, ftile), or corrected to dbg.
+  // ftile = fma(float(corrected), row_scale * wscale, first ? 0 : ftile), or corrected to dbg.
   void (*epilogue)(const EpilogueArgs& e);
+  // y[i * ldy + j] = ftile[i][j] (+ bias[j]) for i < rows, j < cols.
+  void (*store)(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols);
   // lo/hi of x[0..n) ignoring NaN (lo > hi when there is no number).
   void (*minmax)(const float* x, int64_t n, float* lo, float* hi);
   // out[k] = clamp(nearbyint(x[k] / scale), lo, hi) + offset (NaN -> offset), as int16 or int8, and

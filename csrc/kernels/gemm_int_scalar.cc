@@ -50,10 +50,15 @@ void epilogue_scalar(const EpilogueArgs& e) {
         if (i < e.rows && j < e.cols) e.dbg[i * e.dbg_row + j * e.dbg_col] = corrected;
       } else {
         float& f = e.ftile[i * kIntNr + j];
-        f = std::fma(static_cast<float>(corrected), e.row_scale[i] * e.wscale[j], f);
+        f = std::fma(static_cast<float>(corrected), e.row_scale[i] * e.wscale[j], e.first ? 0.0f : f);
       }
     }
   }
+}
+
+void store_scalar(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols) {
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) y[i * ldy + j] = bias ? ftile[i * kIntNr + j] + bias[j] : ftile[i * kIntNr + j];
 }
 
 void minmax_scalar(const float* x, int64_t n, float* lo, float* hi) {
@@ -99,7 +104,7 @@ void quant8_scalar(const float* x, int64_t n, float scale, float lo, float hi, i
 
 }  // namespace
 
-const IntKernels kIntKernelsScalar = {k8_scalar, k4_scalar, epilogue_scalar, minmax_scalar, quant16_scalar,
+const IntKernels kIntKernelsScalar = {k8_scalar, k4_scalar, epilogue_scalar, store_scalar, minmax_scalar, quant16_scalar,
                                       quant8_scalar};
 
 }  // namespace qarvd::gemm

@@ -92,6 +92,7 @@ void linear_f32(const float* x, int64_t m, const PackedF32& w, const float* bias
       for (int64_t j = 0; j < n; ++j) y[i * n + j] = bias ? bias[j] : 0.0f;
     return;
   }
+  // AVX-512 machines run the AVX2 kernel for now; a 16-wide kernel would plug in here.
   F32Kernel kernel = active_isa() >= Isa::kAvx2 ? f32_kernel_avx2 : f32_kernel_scalar;
 
   const int64_t kc_max = w.kc;

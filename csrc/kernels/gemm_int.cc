@@ -18,6 +18,9 @@ namespace {
 // every weight panel while each panel (16 x K bytes) stays in L2.
 constexpr int64_t kIntMc = 64;
 
+// The kernel table for the active ISA. AVX-512 and AMX machines run the AVX2 table for now; a VNNI
+// (vpdpbusd) or AMX table plugs in here. One that wants another weight layout (AMX tiles) adds its
+// own packing to PackedInt, built on first use as the emulated weights are.
 const IntKernels& kernels() { return active_isa() >= Isa::kAvx2 ? kIntKernelsAvx2 : kIntKernelsScalar; }
 
 int64_t elem_bytes(const PackedSegment& s) { return s.spec.bits == 8 ? 2 : 1; }

@@ -194,6 +194,7 @@ void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout&
           e.rows = trows;
           e.cols = cols;
           e.first = gidx == 0;
+          e.float_exact = seg.float_exact;
           kern.epilogue(e);
         }
       }

@@ -59,6 +59,9 @@ struct PackedSegment {
   int64_t step = 0;     // K per kernel step: 2 (8-bit) or 8 (4-bit)
   int64_t len_pad = 0;  // len rounded up to whole steps per group
   int64_t panel_bytes = 0;
+  // Every partial sum of the corrected accumulators is an integer below 2^24 in magnitude, so the
+  // epilogue may apply the zero-point corrections in float, exactly (small groups).
+  bool float_exact = false;
   // Weights of panel p (kIntNr channels), group g: bytes + p * panel_bytes + group_offset(g).
   AlignedBuffer<uint8_t> weights;
   // [panel][group][kIntNr], zero for the padding channels past N.

@@ -149,7 +149,37 @@ QARVD_AVX2 void k4_avx2(const int8_t* a, const uint8_t* b, int64_t steps, int32_
 #undef K4_ROW
 #undef K4_STEP
 
+// The float form of the epilogue, for segments whose corrections are exact in float: the same
+// float(corrected) as the integer form, with fused multiply-adds instead of vpmulld.
+QARVD_AVX2 void epilogue_float_avx2(const EpilogueArgs& e) {
+  const __m256 wz[2] = {_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wzero))),
+                        _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wzero + 8)))};
+  __m256 ws[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  if (e.row_zc) {
+    ws[0] = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wsum)));
+    ws[1] = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wsum + 8)));
+  }
+  const __m256 sw[2] = {_mm256_loadu_ps(e.wscale), _mm256_loadu_ps(e.wscale + 8)};
+  for (int i = 0; i < kIntMr; ++i) {
+    const __m256 rs = _mm256_set1_ps(static_cast<float>(e.row_sum[i]));
+    const __m256 zc = _mm256_set1_ps(e.row_zc ? static_cast<float>(e.row_zc[i]) : 0.0f);
+    const __m256 sa = _mm256_set1_ps(e.row_scale[i]);
+    for (int h = 0; h < 2; ++h) {
+      __m256 c = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.acc + i * kIntNr + 8 * h)));
+      c = _mm256_fnmadd_ps(wz[h], rs, c);
+      if (e.row_zc) c = _mm256_fnmadd_ps(ws[h], zc, c);
+      float* f = e.ftile + i * kIntNr + 8 * h;
+      const __m256 prev = e.first ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+      _mm256_storeu_ps(f, _mm256_fmadd_ps(c, _mm256_mul_ps(sa, sw[h]), prev));
+    }
+  }
+}
+
 QARVD_AVX2 void epilogue_avx2(const EpilogueArgs& e) {
+  if (e.float_exact && !e.dbg) {
+    epilogue_float_avx2(e);
+    return;
+  }
   const __m256i wz[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wzero)),
                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wzero + 8))};
   __m256i ws[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};

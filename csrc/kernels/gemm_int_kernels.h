@@ -28,6 +28,7 @@ struct EpilogueArgs {
   int64_t dbg_row, dbg_col;
   int rows, cols;          // valid part of the tile (for dbg)
   bool first;              // the tile's first (segment, group)
+  bool float_exact;        // the segment's float_exact: corrections may be applied in float
 };
 
 struct IntKernels {

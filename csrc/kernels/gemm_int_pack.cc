@@ -42,6 +42,9 @@ PackedSegment& begin_segment(PackedInt& layer, const SegmentSpec& spec) {
   s.step = spec.bits == 8 ? 2 : 8;
   s.len_pad = (s.ngroups - 1) * s.group + round_up(s.group_len(s.ngroups - 1), s.step);
   s.panel_bytes = spec.bits == 8 ? s.len_pad * kIntNr : s.len_pad * kIntNr / 2;
+  // |acc|, |zw * row_sum| and |zc * wsum| are each at most amax * wmax * group; three of them add.
+  const double amax = spec.bits == 8 ? 255 : 128, wmax = spec.bits == 8 ? 128 : 15;
+  s.float_exact = 3.0 * amax * wmax * static_cast<double>(s.group) <= 16777216.0;
   const int64_t panels = ceil_div(layer.n, kIntNr);
   s.weights.resize(static_cast<size_t>(panels * s.panel_bytes));
   s.wscale.resize(static_cast<size_t>(panels * s.ngroups * kIntNr));

@@ -152,24 +152,31 @@ QARVD_AVX2 void k4_avx2(const int8_t* a, const uint8_t* b, int64_t steps, int32_
 // The float form of the epilogue, for segments whose corrections are exact in float: the same
 // float(corrected) as the integer form, with fused multiply-adds instead of vpmulld.
 QARVD_AVX2 void epilogue_float_avx2(const EpilogueArgs& e) {
+  // Locals, so that the stores to the tile need not reload the arguments.
+  const int32_t* __restrict acc = e.acc;
+  const int32_t* __restrict row_sum = e.row_sum;
+  const int32_t* __restrict row_zc = e.row_zc;
+  const float* __restrict row_scale = e.row_scale;
+  float* __restrict ftile = e.ftile;
+  const bool first = e.first;
   const __m256 wz[2] = {_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wzero))),
                         _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wzero + 8)))};
   __m256 ws[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  if (e.row_zc) {
+  if (row_zc) {
     ws[0] = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wsum)));
     ws[1] = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wsum + 8)));
   }
   const __m256 sw[2] = {_mm256_loadu_ps(e.wscale), _mm256_loadu_ps(e.wscale + 8)};
   for (int i = 0; i < kIntMr; ++i) {
-    const __m256 rs = _mm256_set1_ps(static_cast<float>(e.row_sum[i]));
-    const __m256 zc = _mm256_set1_ps(e.row_zc ? static_cast<float>(e.row_zc[i]) : 0.0f);
-    const __m256 sa = _mm256_set1_ps(e.row_scale[i]);
+    const __m256 rs = _mm256_set1_ps(static_cast<float>(row_sum[i]));
+    const __m256 zc = _mm256_set1_ps(row_zc ? static_cast<float>(row_zc[i]) : 0.0f);
+    const __m256 sa = _mm256_set1_ps(row_scale[i]);
     for (int h = 0; h < 2; ++h) {
-      __m256 c = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.acc + i * kIntNr + 8 * h)));
+      __m256 c = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i * kIntNr + 8 * h)));
       c = _mm256_fnmadd_ps(wz[h], rs, c);
-      if (e.row_zc) c = _mm256_fnmadd_ps(ws[h], zc, c);
-      float* f = e.ftile + i * kIntNr + 8 * h;
-      const __m256 prev = e.first ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+      c = _mm256_fnmadd_ps(ws[h], zc, c);  // zero when there is no activation zero-point term
+      float* f = ftile + i * kIntNr + 8 * h;
+      const __m256 prev = first ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
       _mm256_storeu_ps(f, _mm256_fmadd_ps(c, _mm256_mul_ps(sa, sw[h]), prev));
     }
   }

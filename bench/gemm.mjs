@@ -80,6 +80,37 @@ function report(shape, name, seconds, ops, note = '') {
 const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
 
 console.log(`qarvd GEMM benchmark: ${THREADS} threads, best of several runs; ORT = onnxruntime-node ${ort.env.versions?.common ?? ''}`);
+// Exactness: int8 weights of 127 and activations quantized to 255 make every vpmaddubsw pair sum
+// 2 * 255 * 127 = 64770, beyond int16. A kernel built on u8 x s8 vpmaddubsw without a guard (ORT's
+// AVX2 path) saturates there; ours must give the exact sum.
+{
+  const K = 64;
+  const N = 8;
+  const xs = new Float32Array(K).fill(1);
+  const probe = await session(
+    oneNodeModel({
+      op: 'DynamicQuantizeMatMul',
+      domain: 'com.microsoft',
+      inputs: [{ name: 'x', dtype: 'float32', shape: [1, K] }],
+      initializers: [
+        { name: 'b', dtype: 'int8', shape: [K, N], data: new Int8Array(K * N).fill(127) },
+        { name: 's', dtype: 'float32', shape: [N], data: new Float32Array(N).fill(1) },
+      ],
+      nodeInputs: ['x', 'b', 's'],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [1, N] }],
+    }),
+    THREADS,
+  );
+  const ortY = (await probe.run({ x: new ort.Tensor('float32', xs, [1, K]) })).y.data[0];
+  await probe.release();
+  const ours = QuantizedLinear.fromQuantized(new Tensor('int8', [N, K], new Int8Array(N * K).fill(127)), {
+    scale: new Float32Array(N).fill(1),
+    activation: { type: 'dynamic', dtype: 'uint8' },
+  });
+  const oursY = (await ours.forward(new Tensor('float32', [1, K], xs))).data[0];
+  console.log(`exactness probe (exact: ${K * 127}): qarvd W8A8 ${oursY}, ORT DynamicQuantizeMatMul ${ortY}`);
+}
+
 const summary = [];
 for (const M of M_LIST) {
   for (const [K, N] of KN_LIST) {

@@ -52,7 +52,7 @@ export interface DualScaleLinearFromQuantizedOptions {
   mode?: GemmMode;
 }
 
-/** Checks outlierIdx (integers in [0, k), strictly ascending) and returns it as an Int32Array. */
+/** @internal Checks outlierIdx (integers in [0, k), strictly ascending) and returns it as an Int32Array. */
 export function checkOutlierIdx(value: unknown, k: number, name: string): Int32Array {
   if (!(value instanceof Int32Array) && !Array.isArray(value)) {
     throw new TypeError(`Expected an Int32Array or an array of integers for ${name} but received ${describe(value)}`);
@@ -73,7 +73,13 @@ export function checkOutlierIdx(value: unknown, k: number, name: string): Int32A
   return out;
 }
 
-/** perm = [...outlierIdx, ...normal columns], each part ascending (the convention of calibration). */
+/**
+ * The input permutation of a dual-scale layer: `perm = [...outlierIdx, ...normal columns]`, each
+ * part ascending (the convention shared with outlier detection); position j reads column perm[j].
+ *
+ * @example
+ * outlierPermutation(Int32Array.of(1, 4), 6); // Int32Array [1, 4, 0, 2, 3, 5]
+ */
 export function outlierPermutation(outlierIdx: Int32Array, k: number): Int32Array {
   const perm = new Int32Array(k);
   perm.set(outlierIdx);

@@ -26,7 +26,13 @@ const TOKEN = Symbol('PackedWeights');
 
 /**
  * Weights packed for one kind of layer, in native memory owned by this object (a napi External,
- * freed by the garbage collector when the object is). `kind` says which layer type can use them.
+ * freed by the garbage collector when the object is). `kind` says which layer type can use them:
+ * 'float32' ones come from {@link packWeights}; 'quantized' ones belong to a quantized layer.
+ *
+ * @example
+ * const packed = packWeights(w);
+ * packed.kind;   // 'float32'
+ * packed.bytes;  // 4 * 16 * ceil(N / 16) * K
  */
 export class PackedWeights {
   readonly kind: 'float32' | 'quantized';
@@ -189,7 +195,12 @@ export async function matmul(
   return LinearF32.fromFloat(expectF32Packed(w, 'w'), options).forward(x);
 }
 
-/** Synchronous {@link matmul}, for small inputs. */
+/**
+ * Synchronous {@link matmul}, for small inputs (it runs on the calling thread).
+ *
+ * @example
+ * const y = matmulSync(x, w); // x: [M, K], w: [N, K] -> y: [M, N]
+ */
 export function matmulSync(
   x: Tensor<'float32'>,
   w: Tensor<'float32'> | PackedWeights,

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { QuantizedLinear, Tensor, setIsa, type ActivationQuantOptions } from '../../lib/index.js';
+import { QuantizedLinear, Tensor, backends, setIsa, setThreads, type ActivationQuantOptions } from '../../lib/index.js';
 import type { Scheme } from '../../lib/primitives/qparams.js';
 import {
   type ActRef,
@@ -131,6 +131,22 @@ t.test('every ISA path gives the same floats, not only the same integers', (t) =
     });
     setIsa('amx');
     for (const o of outs.slice(1)) t.same(o, outs[0], `${weight.dtype}: paths agree bit for bit`);
+  }
+  t.end();
+});
+
+t.test('the row-block split does not change the result: one thread and all threads agree', (t) => {
+  const r = rng(15);
+  const w = randTensor(r, [40, 150]);
+  const layer = QuantizedLinear.fromFloat(w, { weight: { dtype: 'int4', groupSize: 32 }, bias: randTensor(r, [40]) });
+  const threads = backends().cpu.threads;
+  for (const m of [3, 130, 300]) {
+    const x = randTensor(r, [m, 150]);
+    const all = layer.forwardSync(x);
+    setThreads(1);
+    const one = layer.forwardSync(x);
+    setThreads(threads);
+    t.same(one.data, all.data, `m=${m}`);
   }
   t.end();
 });

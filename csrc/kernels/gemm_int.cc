@@ -155,7 +155,6 @@ void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout&
                    int64_t r0, int64_t first, int64_t rows, int64_t rows_pad, int64_t p0, int64_t p1, const float* bias,
                    float* y, int32_t* dbg) {
   const int64_t n = layer.n, total_groups = layer.total_groups();
-  alignas(64) int32_t acc[kIntMr * kIntNr];
   alignas(64) float ftile[kIntMr * kIntNr];
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t j0 = p * kIntNr;
@@ -166,37 +165,23 @@ void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout&
       int64_t gidx = 0;
       for (size_t s = 0; s < layer.segs.size(); ++s) {
         const PackedSegment& seg = layer.segs[s];
-        const uint8_t* a = blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s];
-        const uint8_t* b = seg.weights.data() + p * seg.panel_bytes;
-        const int32_t* sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * kIntMr;
         const size_t pi = static_cast<size_t>(s * rows_pad + pr);
-        for (int64_t g = 0; g < seg.ngroups; ++g, ++gidx) {
-          const int64_t kk = seg.group_offset_k(g);
-          if (seg.spec.bits == 8) {
-            kern.k8(reinterpret_cast<const int16_t*>(a + kk * kIntMr * 2), reinterpret_cast<const int8_t*>(b + kk * kIntNr),
-                    seg.group_steps(g), acc);
-          } else {
-            kern.k4(reinterpret_cast<const int8_t*>(a + kk * kIntMr), b + kk * kIntNr / 2, seg.group_steps(g), acc);
-          }
-          const size_t meta = static_cast<size_t>((p * seg.ngroups + g) * kIntNr);
-          EpilogueArgs e;
-          e.acc = acc;
-          e.row_sum = sums + g * kIntMr;
-          e.row_zc = seg.spec.bits == 4 ? blk.zc.data() + pi : nullptr;
-          e.row_scale = blk.scale.data() + pi;
-          e.wzero = seg.wzero.data() + meta;
-          e.wsum = seg.wsum.data() + meta;
-          e.wscale = seg.wscale.data() + meta;
-          e.ftile = ftile;
-          e.dbg = dbg ? dbg + (row0 * n + j0) * total_groups + gidx : nullptr;
-          e.dbg_row = n * total_groups;
-          e.dbg_col = total_groups;
-          e.rows = trows;
-          e.cols = cols;
-          e.first = gidx == 0;
-          e.float_exact = seg.float_exact;
-          kern.epilogue(e);
-        }
+        SegmentArgs sa;
+        sa.seg = &seg;
+        sa.a = blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s];
+        sa.panel = p;
+        sa.row_sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * kIntMr;
+        sa.row_zc = seg.spec.bits == 4 ? blk.zc.data() + pi : nullptr;
+        sa.row_scale = blk.scale.data() + pi;
+        sa.ftile = ftile;
+        sa.first = s == 0;
+        sa.dbg = dbg ? dbg + (row0 * n + j0) * total_groups + gidx : nullptr;
+        sa.dbg_row = n * total_groups;
+        sa.dbg_col = total_groups;
+        sa.rows = trows;
+        sa.cols = cols;
+        kern.segment(sa);
+        gidx += seg.ngroups;
       }
       if (!dbg) kern.store(ftile, bias ? bias + j0 : nullptr, y + row0 * n + j0, n, trows, cols);
     }

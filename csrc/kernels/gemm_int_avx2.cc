@@ -151,7 +151,7 @@ QARVD_AVX2 void k4_avx2(const int8_t* a, const uint8_t* b, int64_t steps, int32_
 
 // The float form of the epilogue, for segments whose corrections are exact in float: the same
 // float(corrected) as the integer form, with fused multiply-adds instead of vpmulld.
-QARVD_AVX2 void epilogue_float_avx2(const EpilogueArgs& e) {
+QARVD_AVX2 inline void epilogue_float_avx2(const EpilogueArgs& e) {
   // Locals, so that the stores to the tile need not reload the arguments.
   const int32_t* __restrict acc = e.acc;
   const int32_t* __restrict row_sum = e.row_sum;
@@ -216,6 +216,8 @@ QARVD_AVX2 void epilogue_avx2(const EpilogueArgs& e) {
     }
   }
 }
+
+QARVD_AVX2 void segment_avx2(const SegmentArgs& s) { run_segment(s, k8_avx2, k4_avx2, epilogue_avx2); }
 
 QARVD_AVX2 void store_avx2(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols) {
   if (cols == kIntNr) {
@@ -327,6 +329,6 @@ QARVD_AVX2 void quant8_avx2(const float* x, int64_t n, float scale, float lo, fl
 
 }  // namespace
 
-const IntKernels kIntKernelsAvx2 = {k8_avx2, k4_avx2, epilogue_avx2, store_avx2, minmax_avx2, quant16_avx2, quant8_avx2};
+const IntKernels kIntKernelsAvx2 = {segment_avx2, store_avx2, minmax_avx2, quant16_avx2, quant8_avx2};
 
 }  // namespace qarvd::gemm

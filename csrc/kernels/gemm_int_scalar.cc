@@ -56,6 +56,8 @@ void epilogue_scalar(const EpilogueArgs& e) {
   }
 }
 
+void segment_scalar(const SegmentArgs& s) { run_segment(s, k8_scalar, k4_scalar, epilogue_scalar); }
+
 void store_scalar(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols) {
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) y[i * ldy + j] = bias ? ftile[i * kIntNr + j] + bias[j] : ftile[i * kIntNr + j];
@@ -104,7 +106,7 @@ void quant8_scalar(const float* x, int64_t n, float scale, float lo, float hi, i
 
 }  // namespace
 
-const IntKernels kIntKernelsScalar = {k8_scalar, k4_scalar, epilogue_scalar, store_scalar, minmax_scalar, quant16_scalar,
+const IntKernels kIntKernelsScalar = {segment_scalar, store_scalar, minmax_scalar, quant16_scalar,
                                       quant8_scalar};
 
 }  // namespace qarvd::gemm

@@ -1,0 +1,167 @@
+#include "histogram.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "../../common/cpu_features.h"
+#include "split.h"
+
+namespace qarvd::calib {
+namespace {
+
+constexpr int64_t kBlock = 512;            // indices computed per block before scattering
+constexpr int64_t kMaxPerPass = int64_t{1} << 30;  // keeps per-part uint32 counts from overflowing
+
+void bins_scalar(const float* x, int64_t len, double lo, double inv, int64_t bins, int32_t* idx) {
+  for (int64_t i = 0; i < len; ++i) idx[i] = static_cast<int32_t>(histogram_bin(x[i], lo, inv, bins));
+}
+
+// Same float64 arithmetic as histogram_bin: (x - lo) * inv, then max(., 0), min(., bins - 1) and
+// truncation, which equals the clamped floor. NaN lanes become -1.
+__attribute__((target("avx2,fma,f16c"))) void bins_avx2(const float* x, int64_t len, double lo, double inv,
+                                                         int64_t bins, int32_t* idx) {
+  const __m256d vlo = _mm256_set1_pd(lo), vinv = _mm256_set1_pd(inv), zero = _mm256_setzero_pd();
+  const __m256d top = _mm256_set1_pd(static_cast<double>(bins - 1));
+  const __m256i none = _mm256_set1_epi32(-1);
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m256d a = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), vlo), vinv);
+    __m256d b = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), vlo), vinv);
+    a = _mm256_min_pd(_mm256_max_pd(a, zero), top);
+    b = _mm256_min_pd(_mm256_max_pd(b, zero), top);
+    __m256i q = _mm256_set_m128i(_mm256_cvttpd_epi32(b), _mm256_cvttpd_epi32(a));
+    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + i), _mm256_blendv_epi8(q, none, nan));
+  }
+  bins_scalar(x + i, len - i, lo, inv, bins, idx + i);
+}
+
+using BinsFn = void (*)(const float*, int64_t, double, double, int64_t, int32_t*);
+
+// Integer counts of x[0, len) into cnt; returns the NaN count.
+int64_t count_span(BinsFn to_bins, const float* x, int64_t len, double lo, double inv, int64_t bins, uint32_t* cnt) {
+  int32_t idx[kBlock];
+  int64_t nan = 0;
+  for (int64_t s = 0; s < len; s += kBlock) {
+    int64_t m = std::min(kBlock, len - s);
+    to_bins(x + s, m, lo, inv, bins, idx);
+    for (int64_t i = 0; i < m; ++i) {
+      int32_t b = idx[i];
+      if (b < 0) {
+        ++nan;
+      } else {
+        ++cnt[b];
+      }
+    }
+  }
+  return nan;
+}
+
+// Fewer values than bins: sort their bin indices and add the runs, which gives the same
+// weight * n_b as the partial-count path without touching all bins.
+double add_sparse(BinsFn to_bins, const float* x, int64_t len, double weight, double lo, double inv, int64_t bins,
+                  double* counts) {
+  std::vector<int32_t> idx(static_cast<size_t>(len));
+  to_bins(x, len, lo, inv, bins, idx.data());
+  std::sort(idx.begin(), idx.end());
+  int64_t nan = 0, i = 0;
+  while (i < len && idx[i] < 0) ++i;
+  nan = i;
+  while (i < len) {
+    int64_t j = i;
+    while (j < len && idx[j] == idx[i]) ++j;
+    counts[idx[i]] += weight * static_cast<double>(j - i);
+    i = j;
+  }
+  return weight * static_cast<double>(nan);
+}
+
+double add_unweighted(BinsFn to_bins, const float* x, int64_t total, double weight, double lo, double inv,
+                      int64_t bins, double* counts) {
+  if (total < bins / 4) return add_sparse(to_bins, x, total, weight, lo, inv, bins, counts);
+  int64_t nan_total = 0;
+  std::vector<uint64_t> sum(static_cast<size_t>(bins), 0);
+  for (int64_t pass = 0; pass < total; pass += kMaxPerPass) {
+    const float* xp = x + pass;
+    int64_t len = std::min(kMaxPerPass, total - pass);
+    int parts = parts_for(len, std::max<int64_t>(1 << 16, 2 * bins));
+    std::vector<uint32_t> partial(static_cast<size_t>(parts) * bins, 0);
+    std::vector<int64_t> nan(parts, 0);
+    run_parts(len, parts, [&](int p, int64_t b, int64_t e) {
+      nan[p] = count_span(to_bins, xp + b, e - b, lo, inv, bins, partial.data() + static_cast<size_t>(p) * bins);
+    });
+    for (int p = 0; p < parts; ++p) {
+      nan_total += nan[p];
+      const uint32_t* src = partial.data() + static_cast<size_t>(p) * bins;
+      for (int64_t k = 0; k < bins; ++k) sum[k] += src[k];
+    }
+  }
+  for (int64_t k = 0; k < bins; ++k)
+    if (sum[k]) counts[k] += weight * static_cast<double>(sum[k]);
+  return weight * static_cast<double>(nan_total);
+}
+
+double add_row_weighted(BinsFn to_bins, const float* x, int64_t rows, int64_t cols, const double* row_weights,
+                        double weight, double lo, double inv, int64_t bins, double* counts) {
+  int parts = parts_for(rows, (std::max<int64_t>(1 << 16, 2 * bins) + cols - 1) / cols);
+  std::vector<double> partial(static_cast<size_t>(parts) * bins, 0.0);
+  std::vector<double> nan(parts, 0.0);
+  run_parts(rows, parts, [&](int p, int64_t r0, int64_t r1) {
+    double* cnt = partial.data() + static_cast<size_t>(p) * bins;
+    int32_t idx[kBlock];
+    double nw = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const double w = row_weights[r];
+      const float* row = x + r * cols;
+      for (int64_t s = 0; s < cols; s += kBlock) {
+        int64_t m = std::min(kBlock, cols - s);
+        to_bins(row + s, m, lo, inv, bins, idx);
+        for (int64_t i = 0; i < m; ++i) {
+          if (idx[i] < 0) {
+            nw += w;
+          } else {
+            cnt[idx[i]] += w;
+          }
+        }
+      }
+    }
+    nan[p] = nw;
+  });
+  double nan_total = 0;
+  for (int p = 0; p < parts; ++p) nan_total += nan[p];
+  for (int64_t k = 0; k < bins; ++k) {
+    double s = 0;
+    for (int p = 0; p < parts; ++p) s += partial[static_cast<size_t>(p) * bins + k];
+    if (s != 0) counts[k] += weight * s;
+  }
+  return weight * nan_total;
+}
+
+}  // namespace
+
+int64_t histogram_bin(float x, double lo, double inv_width, int64_t bins) {
+  if (std::isnan(x)) return -1;
+  double t = (static_cast<double>(x) - lo) * inv_width;
+  if (!(t > 0)) return 0;
+  if (t >= static_cast<double>(bins - 1)) return bins - 1;
+  return static_cast<int64_t>(t);
+}
+
+double histogram_add(const float* x, int64_t rows, int64_t cols, const double* row_weights, double weight,
+                     double lo, double hi, int64_t bins, double* counts) {
+  if (bins < 1 || bins > INT32_MAX) throw std::out_of_range("histogram: bins out of range");
+  if (!(hi > lo)) throw std::out_of_range("histogram: hi must exceed lo");
+  const int64_t total = rows * cols;
+  if (total == 0) return 0;
+  const double inv = static_cast<double>(bins) / (hi - lo);
+  BinsFn to_bins = active_isa() >= Isa::kAvx2 ? bins_avx2 : bins_scalar;
+  if (row_weights) return add_row_weighted(to_bins, x, rows, cols, row_weights, weight, lo, inv, bins, counts);
+  return add_unweighted(to_bins, x, total, weight, lo, inv, bins, counts);
+}
+
+}  // namespace qarvd::calib

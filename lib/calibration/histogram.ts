@@ -62,11 +62,31 @@ export function percentileOfCounts(counts: Float64Array, lo: number, width: numb
 }
 
 /**
+ * The bin of a value on a histogram starting at lo with `bins` bins of width 1 / invWidth, the rule
+ * of the native kernel: s = x - lo in float64 with its rounding error e (s + e == x - lo exactly,
+ * TwoSum), t = s * invWidth, b = floor(clamp(t, 0, bins - 1)), minus 1 when t is an integer > 0
+ * and e < 0 (the subtraction rounded up onto a bin edge). -1 for NaN.
+ */
+export function binOf(x: number, lo: number, invWidth: number, bins: number): number {
+  if (Number.isNaN(x)) return -1;
+  const c = -lo;
+  const s = x + c;
+  const bb = s - x;
+  const err = x - (s - bb) + (c - bb);
+  const t = s * invWidth;
+  let f = Math.floor(Math.min(Math.max(t, 0), bins - 1));
+  if (t === f && err < 0 && t > 0) f -= 1;
+  return f;
+}
+
+/**
  * A histogram of float32 values on a fixed range [lo, hi] with `bins` equal bins and float64 counts.
  *
- * Bin of a value x: `floor((x - lo) * (bins / (hi - lo)))` in float64; values below lo (and -Inf)
- * count in bin 0, values at or above hi (and +Inf) in the last bin. NaN is never binned: its weight
- * goes to `nanWeight`. An add without row weights adds `weight * n_b` to bin b, n_b being the exact
+ * Bin of a value x: `floor((x - lo) * (bins / (hi - lo)))` evaluated in float64 (exactly: see
+ * binOf, which also undoes a rounding of x - lo onto a bin edge, so that with a power-of-two bin
+ * width every value lands in the bin whose interval contains it); values below lo (and -Inf) count
+ * in bin 0, values at or above hi (and +Inf) in the last bin. NaN is never binned: its weight goes
+ * to `nanWeight`. An add without row weights adds `weight * n_b` to bin b, n_b being the exact
  * integer count of that add, so unweighted histograms hold exact integers and merge exactly.
  *
  * @example
@@ -115,12 +135,7 @@ export class Histogram {
 
   /** The bin a value falls in (after rounding it to float32), or -1 for NaN: the kernel's rule. */
   binOf(x: number): number {
-    const v = Math.fround(x);
-    if (Number.isNaN(v)) return -1;
-    const t = (v - this.lo) * (this.bins / (this.hi - this.lo));
-    if (!(t > 0)) return 0;
-    if (t >= this.bins - 1) return this.bins - 1;
-    return Math.floor(t);
+    return binOf(Math.fround(x), this.lo, this.bins / (this.hi - this.lo), this.bins);
   }
 
   /** Sum of the counts. */

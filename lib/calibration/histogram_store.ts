@@ -126,7 +126,7 @@ export class HistogramStore {
         const e = this.entries.get(chunk)!;
         return { chunk, counts: encodeFloat64(e.counts), ...statsToJSON(e.stats) };
       }),
-      timesteps: [...this.timesteps],
+      timesteps: [...this.timesteps].sort((a, b) => a[0] - b[0]),
     };
   }
 

@@ -100,7 +100,7 @@ export class MinMaxObserver {
       dtype: this.dtype,
       scheme: this.scheme,
       chunks: this.chunks().map((chunk) => ({ chunk, ...statsToJSON(this.#chunks.get(chunk)!) })),
-      timesteps: [...this.#timesteps],
+      timesteps: [...this.#timesteps].sort((a, b) => a[0] - b[0]),
     };
   }
 

@@ -20,21 +20,34 @@ void bins_scalar(const float* x, int64_t len, double lo, double inv, int64_t bin
   for (int64_t i = 0; i < len; ++i) idx[i] = static_cast<int32_t>(histogram_bin(x[i], lo, inv, bins));
 }
 
-// Same float64 arithmetic as histogram_bin: (x - lo) * inv, then max(., 0), min(., bins - 1) and
-// truncation, which equals the clamped floor. NaN lanes become -1.
+// Same float64 arithmetic as histogram_bin, lane by lane: the rounded offset s = x - lo with its
+// exact error (TwoSum), t = s * inv clamped to [0, bins - 1], floor, and the step down when t is an
+// integer that the rounding of s reached from below.
+__attribute__((target("avx2,fma,f16c"))) inline __m128i bins4(__m256d a, __m256d neg_lo, __m256d inv, __m256d top) {
+  const __m256d zero = _mm256_setzero_pd();
+  __m256d s = _mm256_add_pd(a, neg_lo);
+  __m256d bb = _mm256_sub_pd(s, a);
+  __m256d err = _mm256_add_pd(_mm256_sub_pd(a, _mm256_sub_pd(s, bb)), _mm256_sub_pd(neg_lo, bb));
+  __m256d t = _mm256_mul_pd(s, inv);
+  __m256d f = _mm256_floor_pd(_mm256_min_pd(_mm256_max_pd(t, zero), top));
+  __m256d down = _mm256_and_pd(_mm256_and_pd(_mm256_cmp_pd(t, f, _CMP_EQ_OQ), _mm256_cmp_pd(err, zero, _CMP_LT_OQ)),
+                               _mm256_cmp_pd(t, zero, _CMP_GT_OQ));
+  f = _mm256_sub_pd(f, _mm256_and_pd(down, _mm256_set1_pd(1.0)));
+  return _mm256_cvttpd_epi32(f);
+}
+
+// NaN lanes become -1.
 __attribute__((target("avx2,fma,f16c"))) void bins_avx2(const float* x, int64_t len, double lo, double inv,
                                                          int64_t bins, int32_t* idx) {
-  const __m256d vlo = _mm256_set1_pd(lo), vinv = _mm256_set1_pd(inv), zero = _mm256_setzero_pd();
+  const __m256d neg_lo = _mm256_set1_pd(-lo), vinv = _mm256_set1_pd(inv);
   const __m256d top = _mm256_set1_pd(static_cast<double>(bins - 1));
   const __m256i none = _mm256_set1_epi32(-1);
   int64_t i = 0;
   for (; i + 8 <= len; i += 8) {
     __m256 v = _mm256_loadu_ps(x + i);
-    __m256d a = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), vlo), vinv);
-    __m256d b = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), vlo), vinv);
-    a = _mm256_min_pd(_mm256_max_pd(a, zero), top);
-    b = _mm256_min_pd(_mm256_max_pd(b, zero), top);
-    __m256i q = _mm256_set_m128i(_mm256_cvttpd_epi32(b), _mm256_cvttpd_epi32(a));
+    __m128i a = bins4(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), neg_lo, vinv, top);
+    __m128i b = bins4(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), neg_lo, vinv, top);
+    __m256i q = _mm256_set_m128i(b, a);
     __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + i), _mm256_blendv_epi8(q, none, nan));
   }
@@ -146,10 +159,17 @@ double add_row_weighted(BinsFn to_bins, const float* x, int64_t rows, int64_t co
 
 int64_t histogram_bin(float x, double lo, double inv_width, int64_t bins) {
   if (std::isnan(x)) return -1;
-  double t = (static_cast<double>(x) - lo) * inv_width;
-  if (!(t > 0)) return 0;
-  if (t >= static_cast<double>(bins - 1)) return bins - 1;
-  return static_cast<int64_t>(t);
+  const double a = x, c = -lo;
+  const double s = a + c;
+  // TwoSum: a + c == s + err exactly, so err < 0 means the rounding of x - lo went up.
+  const double bb = s - a;
+  const double err = (a - (s - bb)) + (c - bb);
+  const double t = s * inv_width;
+  const double top = static_cast<double>(bins - 1);
+  double f = std::floor(std::min(std::max(t, 0.0), top));
+  // t landed exactly on an edge only through that rounding: the value lies below the edge.
+  if (t == f && err < 0 && t > 0) f -= 1;
+  return static_cast<int64_t>(f);
 }
 
 double histogram_add(const float* x, int64_t rows, int64_t cols, const double* row_weights, double weight,

@@ -1,8 +1,12 @@
 // Weighted histograms on a fixed range, mergeable by adding their float64 counts.
 //
-// Bin of a value x (float32, read as float64): b = floor((x - lo) * (bins / (hi - lo))) computed in
-// float64, clamped to [0, bins - 1]: values below lo (and -Inf) land in bin 0, values at or above hi
-// (and +Inf) in bin bins - 1. NaN is never binned; its weight is reported separately.
+// Bin of a value x (float32, read as float64): with s = x - lo rounded to float64, e its rounding
+// error (s + e == x - lo exactly, by TwoSum) and t = s * (bins / (hi - lo)):
+//   b = floor(clamp(t, 0, bins - 1)), minus 1 when t is an integer > 0 and e < 0
+// (the subtraction rounded up onto a bin edge). Values below lo (and -Inf) land in bin 0, values at
+// or above hi (and +Inf) in bin bins - 1. When the bin width is a power of two every bin edge is
+// exact and b is exactly the bin whose interval [lo + b w, lo + (b + 1) w) contains x; the
+// observers' growing ranges rely on this. NaN is never binned; its weight is reported separately.
 #pragma once
 #include <cstdint>
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 #include <vector>
 
@@ -84,6 +85,29 @@ int64_t count_nan(const float* x, int64_t len) {
   return c;
 }
 
+// Fills s (length n) so that s[0, head] and s[tail, n) hold those order statistics of row in
+// ascending order. Short extreme tails (the usual percentile clips) are kept by a bounded heap in
+// one pass; long ones by selection and sorting.
+void select_ranks(const float* row, int64_t n, int64_t head, int64_t tail, float* s) {
+  constexpr int64_t kHeap = 256;
+  const int64_t low = head + 1, high = n - tail;
+  if (low <= kHeap && high <= kHeap && low + high <= n) {
+    std::partial_sort_copy(row, row + n, s, s + low);
+    std::partial_sort_copy(row, row + n, s + tail, s + n, std::greater<float>());
+    std::reverse(s + tail, s + n);
+    return;
+  }
+  std::copy(row, row + n, s);
+  if (head >= 0) {
+    std::nth_element(s, s + head, s + n);
+    std::sort(s, s + head);
+  }
+  if (tail < n) {
+    std::nth_element(s + head + 1, s + tail, s + n);
+    std::sort(s + tail + 1, s + n);
+  }
+}
+
 }  // namespace
 
 double quantile_sorted(const float* sorted, int64_t n, double q) {
@@ -116,18 +140,21 @@ SseTotals fake_quant_sse(const float* x, int64_t rows, int64_t cols, const doubl
   std::vector<double> partial(static_cast<size_t>(parts) * C, 0.0), wsum(parts, 0.0);
   std::vector<int64_t> nan(parts, 0);
   run_parts(n, parts, [&](int p, int64_t b, int64_t e) {
-    double* acc = partial.data() + static_cast<size_t>(p) * C;
+    // Local sums, written once: the per-part slots share cache lines.
+    std::vector<double> acc(static_cast<size_t>(C), 0.0);
+    double ws = 0;
+    int64_t bad = 0;
     if (flat) {
       for (int64_t s = b; s < e; s += kBlock) {
         int64_t m = std::min(kBlock, e - s);
         const double* w = row_weights ? row_weights + s : nullptr;
         for (int64_t c = 0; c < C; ++c) acc[c] += run(x + s, w, m, qs[c]);
-        for (int64_t i = 0; i < m; ++i) {
-          if (std::isnan(x[s + i])) {
-            ++nan[p];
-          } else {
-            wsum[p] += w ? w[i] : 1.0;
-          }
+        int64_t nan_here = count_nan(x + s, m);
+        bad += nan_here;
+        if (w == nullptr) {
+          ws += static_cast<double>(m - nan_here);
+        } else {
+          for (int64_t i = 0; i < m; ++i) ws += std::isnan(x[s + i]) ? 0.0 : w[i];
         }
       }
     } else {
@@ -137,11 +164,14 @@ SseTotals fake_quant_sse(const float* x, int64_t rows, int64_t cols, const doubl
           int64_t m = std::min(kBlock, cols - s);
           for (int64_t c = 0; c < C; ++c) acc[c] += row_weights[r] * run(row + s, nullptr, m, qs[c]);
         }
-        int64_t bad = count_nan(row, cols);
-        nan[p] += bad;
-        wsum[p] += row_weights[r] * static_cast<double>(cols - bad);
+        int64_t nan_here = count_nan(row, cols);
+        bad += nan_here;
+        ws += row_weights[r] * static_cast<double>(cols - nan_here);
       }
     }
+    std::copy(acc.begin(), acc.end(), partial.begin() + static_cast<ptrdiff_t>(p) * C);
+    wsum[p] = ws;
+    nan[p] = bad;
   });
   SseTotals t{0, 0};
   for (int p = 0; p < parts; ++p) {
@@ -190,16 +220,8 @@ void channel_clip_search(const float* w, int64_t rows, int64_t cols, const doubl
     for (int64_t r = r0; r < r1; ++r) {
       const float* row = w + r * cols;
       if (count_nan(row, cols) != 0) throw std::out_of_range("channel clip search: w contains NaN");
-      std::copy(row, row + cols, sorted.begin());
       float* s = sorted.data();
-      if (head >= 0) {
-        std::nth_element(s, s + head, s + cols);
-        std::sort(s, s + head);
-      }
-      if (tail < cols) {
-        std::nth_element(s + head + 1, s + tail, s + cols);
-        std::sort(s + tail + 1, s + cols);
-      }
+      select_ranks(row, cols, head, tail, s);
       int64_t best = 0;
       Q best_q{};
       float best_lo = 0, best_hi = 0;

@@ -16,6 +16,8 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 // Elements per part below which threading costs more than it saves.
 constexpr int64_t kGrain = 1 << 15;
+// Widest matrix whose column norms use per-part partial sums (512 KiB of float64 per part).
+constexpr int64_t kMaxPartialCols = 1 << 16;
 
 int64_t count_nan(const float* x, int64_t len) {
   int64_t c = 0;
@@ -203,11 +205,8 @@ void column_norms(const float* w, int64_t rows, int64_t cols, double* out) {
   std::fill(out, out + cols, 0.0);
   if (rows == 0 || cols == 0) return;
   auto accumulate = active_isa() >= Isa::kAvx2 ? norms_avx2 : norms_scalar;
-  if (cols >= 64 * int64_t{num_threads()}) {
-    // Wide: each part owns a column range, so no partial sums are needed.
-    int parts = parts_for(cols, std::max<int64_t>(64, (kGrain + rows - 1) / rows));
-    run_parts(cols, parts, [&](int, int64_t j0, int64_t j1) { accumulate(w, cols, 0, rows, j0, j1, out + j0); });
-  } else {
+  if (cols <= kMaxPartialCols) {
+    // Each part streams a contiguous block of rows into its own float64 partial sums.
     int parts = parts_for(rows, (kGrain + cols - 1) / cols);
     std::vector<double> partial(static_cast<size_t>(parts) * cols, 0.0);
     run_parts(rows, parts, [&](int p, int64_t r0, int64_t r1) {
@@ -215,6 +214,10 @@ void column_norms(const float* w, int64_t rows, int64_t cols, double* out) {
     });
     for (int p = 0; p < parts; ++p)
       for (int64_t j = 0; j < cols; ++j) out[j] += partial[static_cast<size_t>(p) * cols + j];
+  } else {
+    // Very wide: each part owns a column range, which bounds the scratch memory.
+    int parts = parts_for(cols, std::max<int64_t>(64, (kGrain + rows - 1) / rows));
+    run_parts(cols, parts, [&](int, int64_t j0, int64_t j1) { accumulate(w, cols, 0, rows, j0, j1, out + j0); });
   }
   for (int64_t j = 0; j < cols; ++j) out[j] = std::sqrt(out[j]);
 }

@@ -150,6 +150,32 @@ int64_t min_max(const float* x, int64_t outer, int64_t n, int64_t inner, float* 
   auto run = avx2 ? run_avx2 : run_scalar;
   auto combine = avx2 ? combine_avx2 : combine_scalar;
 
+  // Last axis kept (inner == 1): each part folds a contiguous block of rows elementwise into its own
+  // partial min/max rows, so every thread streams whole rows.
+  if (inner == 1 && n > 1 && n <= kMaxPartialCols) {
+    int parts = parts_for(outer, (kGrain + n - 1) / n);
+    std::vector<float> pmin(static_cast<size_t>(parts) * n, kInf), pmax(static_cast<size_t>(parts) * n, -kInf);
+    std::vector<int64_t> nan(parts, 0);
+    run_parts(outer, parts, [&](int p, int64_t o0, int64_t o1) {
+      float* mn = pmin.data() + static_cast<size_t>(p) * n;
+      float* mx = pmax.data() + static_cast<size_t>(p) * n;
+      int64_t c = 0;
+      for (int64_t o = o0; o < o1; ++o) c += combine(x + o * n, n, mn, mx);
+      nan[p] = c;
+    });
+    int64_t sum = 0;
+    for (int p = 0; p < parts; ++p) {
+      sum += nan[p];
+      const float* mn = pmin.data() + static_cast<size_t>(p) * n;
+      const float* mx = pmax.data() + static_cast<size_t>(p) * n;
+      for (int64_t a = 0; a < n; ++a) {
+        out_min[a] = std::min(out_min[a], mn[a]);
+        out_max[a] = std::max(out_max[a], mx[a]);
+      }
+    }
+    return sum;
+  }
+
   // Many channels: each part owns a range of channels and writes them directly.
   if (n >= 8 * int64_t{num_threads()} && n > 1) {
     int64_t per_channel = outer * inner;

@@ -26,13 +26,16 @@ void bins_scalar(const float* x, int64_t len, double lo, double inv, int64_t bin
 __attribute__((target("avx2,fma,f16c"))) inline __m128i bins4(__m256d a, __m256d neg_lo, __m256d inv, __m256d top) {
   const __m256d zero = _mm256_setzero_pd();
   __m256d s = _mm256_add_pd(a, neg_lo);
-  __m256d bb = _mm256_sub_pd(s, a);
-  __m256d err = _mm256_add_pd(_mm256_sub_pd(a, _mm256_sub_pd(s, bb)), _mm256_sub_pd(neg_lo, bb));
   __m256d t = _mm256_mul_pd(s, inv);
   __m256d f = _mm256_floor_pd(_mm256_min_pd(_mm256_max_pd(t, zero), top));
-  __m256d down = _mm256_and_pd(_mm256_and_pd(_mm256_cmp_pd(t, f, _CMP_EQ_OQ), _mm256_cmp_pd(err, zero, _CMP_LT_OQ)),
-                               _mm256_cmp_pd(t, zero, _CMP_GT_OQ));
-  f = _mm256_sub_pd(f, _mm256_and_pd(down, _mm256_set1_pd(1.0)));
+  __m256d on_edge = _mm256_and_pd(_mm256_cmp_pd(t, f, _CMP_EQ_OQ), _mm256_cmp_pd(t, zero, _CMP_GT_OQ));
+  // Values landing exactly on an edge are rare; only then is the rounding error needed.
+  if (!_mm256_testz_pd(on_edge, on_edge)) {
+    __m256d bb = _mm256_sub_pd(s, a);
+    __m256d err = _mm256_add_pd(_mm256_sub_pd(a, _mm256_sub_pd(s, bb)), _mm256_sub_pd(neg_lo, bb));
+    __m256d down = _mm256_and_pd(on_edge, _mm256_cmp_pd(err, zero, _CMP_LT_OQ));
+    f = _mm256_sub_pd(f, _mm256_and_pd(down, _mm256_set1_pd(1.0)));
+  }
   return _mm256_cvttpd_epi32(f);
 }
 
@@ -56,23 +59,16 @@ __attribute__((target("avx2,fma,f16c"))) void bins_avx2(const float* x, int64_t 
 
 using BinsFn = void (*)(const float*, int64_t, double, double, int64_t, int32_t*);
 
-// Integer counts of x[0, len) into cnt; returns the NaN count.
-int64_t count_span(BinsFn to_bins, const float* x, int64_t len, double lo, double inv, int64_t bins, uint32_t* cnt) {
+// Integer counts of x[0, len): cnt has bins + 1 slots, slot 0 counting NaN (bin -1), so the
+// scatter needs no branch.
+void count_span(BinsFn to_bins, const float* x, int64_t len, double lo, double inv, int64_t bins, uint32_t* cnt) {
   int32_t idx[kBlock];
-  int64_t nan = 0;
+  uint32_t* slot = cnt + 1;
   for (int64_t s = 0; s < len; s += kBlock) {
     int64_t m = std::min(kBlock, len - s);
     to_bins(x + s, m, lo, inv, bins, idx);
-    for (int64_t i = 0; i < m; ++i) {
-      int32_t b = idx[i];
-      if (b < 0) {
-        ++nan;
-      } else {
-        ++cnt[b];
-      }
-    }
+    for (int64_t i = 0; i < m; ++i) ++slot[idx[i]];
   }
-  return nan;
 }
 
 // Fewer values than bins: sort their bin indices and add the runs, which gives the same
@@ -103,15 +99,15 @@ double add_unweighted(BinsFn to_bins, const float* x, int64_t total, double weig
     const float* xp = x + pass;
     int64_t len = std::min(kMaxPerPass, total - pass);
     int parts = parts_for(len, std::max<int64_t>(1 << 16, 2 * bins));
-    std::vector<uint32_t> partial(static_cast<size_t>(parts) * bins, 0);
-    std::vector<int64_t> nan(parts, 0);
+    const size_t stride = static_cast<size_t>(bins) + 1;
+    std::vector<uint32_t> partial(static_cast<size_t>(parts) * stride, 0);
     run_parts(len, parts, [&](int p, int64_t b, int64_t e) {
-      nan[p] = count_span(to_bins, xp + b, e - b, lo, inv, bins, partial.data() + static_cast<size_t>(p) * bins);
+      count_span(to_bins, xp + b, e - b, lo, inv, bins, partial.data() + static_cast<size_t>(p) * stride);
     });
     for (int p = 0; p < parts; ++p) {
-      nan_total += nan[p];
-      const uint32_t* src = partial.data() + static_cast<size_t>(p) * bins;
-      for (int64_t k = 0; k < bins; ++k) sum[k] += src[k];
+      const uint32_t* src = partial.data() + static_cast<size_t>(p) * stride;
+      nan_total += src[0];
+      for (int64_t k = 0; k < bins; ++k) sum[k] += src[k + 1];
     }
   }
   for (int64_t k = 0; k < bins; ++k)

@@ -157,3 +157,16 @@ t.test('counts and clip-search sums do not depend on the thread count', async (t
     setThreads(before);
   }
 });
+
+t.test('a tiny negative value whose x - lo rounds up onto a bin edge stays in the lower bin, on every path', (t) => {
+  // Width 16 on [-512, 512): -3e-20 + 512 rounds to 512 exactly, the edge of bin 32.
+  const pattern = [-3e-20, 3e-20, -1e-30, -0, 0, -1e-3, 1e-3];
+  const x = Float32Array.from({ length: 70 }, (_, i) => pattern[i % pattern.length]);
+  onEveryIsa((isa) => {
+    const h = new Histogram({ lo: -512, hi: 512, bins: 64 }).addSync(Tensor.fromArray(x));
+    t.equal(h.counts[31], 30, `${isa}: the negatives`);
+    t.equal(h.counts[32], 40, `${isa}: zeros (-0 too) and positives`);
+    t.equal(h.binOf(-3e-20), 31);
+  });
+  t.end();
+});

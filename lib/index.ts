@@ -2,6 +2,10 @@
 export { backends, setThreads, setIsa, ISAS, type Backends, type CudaDevice, type Isa } from './backends.js';
 export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
+export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors.js';
+export { videoMetrics, type VideoMetrics, type VideoMetricsOptions } from './metrics/video.js';
+export { latentsToFrames, channelRanges, frameStrip, encodePng, encodeGif, writePng, writeGif, type RgbaFrames, type LatentImageOptions } from './io/images.js';
+export { allocate, type AllocationItem, type AllocationOption, type AllocationPlan, type AllocateOptions } from './allocation/knapsack.js';
 export { minMax, minMaxSync, absMax, absMaxSync, type ReduceOptions, type MinMax, type MinMaxPerAxis, type AbsMax, type AbsMaxPerAxis } from './calibration/reduce.js';
 export { columnNorms, columnNormsSync } from './calibration/norms.js';
 export { Histogram, percentileOfCounts, MAX_BINS, type HistogramOptions, type HistogramAddOptions, type HistogramJSON } from './calibration/histogram.js';

@@ -1,4 +1,5 @@
 // The dual-scale (outlier-aware) linear layer of Q-ARVD as one fused integer GEMM.
+import { detectOutliersSync, type OutlierOptions, type OutlierResult } from '../calibration/outliers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { describe, expectObject } from '../util/validate.js';
 import { expectWeight, toBias } from './linear.js';
@@ -24,7 +25,12 @@ export interface SegmentQuantOptions {
 /** Options of {@link DualScaleLinear.fromFloat}. */
 export interface DualScaleLinearOptions {
   /** The outlier input columns, strictly ascending, each in [0, in). May be empty. */
-  outlierIdx: Int32Array | readonly number[];
+  outlierIdx?: Int32Array | readonly number[];
+  /**
+   * Instead of outlierIdx: detect the outlier columns from the weight's column norms
+   * (detectOutliers: MAD z-score or IQR, count rounded up to 32 and capped at in / 2).
+   */
+  detect?: OutlierOptions;
   outlier?: SegmentQuantOptions;
   normal?: SegmentQuantOptions;
   bias?: Tensor<'float32'> | Float32Array;
@@ -104,11 +110,12 @@ export function outlierPermutation(outlierIdx: Int32Array, k: number): Int32Arra
  *
  * @example
  * const layer = DualScaleLinear.fromFloat(w, {
- *   outlierIdx,                                  // e.g. from outlier detection, ascending
+ *   detect: { method: 'mad' },                   // or outlierIdx: [...] (ascending)
  *   outlier: { weight: { dtype: 'int8' } },
  *   normal: { weight: { dtype: 'int4', groupSize: 128 } },
  *   bias,
  * });
+ * layer.outlierIdx;                              // the detected columns
  * const y = await layer.forward(x);
  */
 export class DualScaleLinear extends IntLinear {
@@ -117,6 +124,8 @@ export class DualScaleLinear extends IntLinear {
   /** The quantization of each segment; null when the segment is empty. */
   readonly outlierConfig: SegmentConfig | null;
   readonly normalConfig: SegmentConfig | null;
+  /** The outlier detection that chose outlierIdx (with `detect`), else null. */
+  readonly detection: OutlierResult | null;
 
   private constructor(
     n: number,
@@ -125,10 +134,12 @@ export class DualScaleLinear extends IntLinear {
     sources: SegmentSource[],
     bias: Float32Array | null,
     mode: GemmMode,
+    detection: OutlierResult | null = null,
   ) {
     const perm = outlierIdx.length > 0 ? outlierPermutation(outlierIdx, k) : null;
     super(n, k, perm, sources, bias, mode);
     this.outlierIdx = outlierIdx;
+    this.detection = detection;
     const nOut = outlierIdx.length;
     this.outlierConfig = nOut > 0 ? sources[0].cfg : null;
     this.normalConfig = nOut < k ? sources[sources.length - 1].cfg : null;
@@ -139,13 +150,23 @@ export class DualScaleLinear extends IntLinear {
     return this.outlierIdx.length;
   }
 
-  /** Quantizes the two segments of a float32 weight `[out, in]` and packs them. */
+  /**
+   * Quantizes the two segments of a float32 weight `[out, in]` and packs them. The outlier columns
+   * are given (`outlierIdx`) or detected from the weight (`detect`, e.g. `{ method: 'mad' }`).
+   */
   static fromFloat(weight: Tensor<'float32'>, options: DualScaleLinearOptions): DualScaleLinear {
     const opts = expectObject(options, 'options');
     const w = expectWeight(weight, 'weight');
     const [n, k] = w.shape;
     expectK(k, 'weight');
-    const outlierIdx = checkOutlierIdx(opts.outlierIdx, k, 'options.outlierIdx');
+    if ((opts.outlierIdx === undefined) === (opts.detect === undefined)) {
+      throw new TypeError(
+        `Expected either options.outlierIdx or options.detect but received ${opts.outlierIdx === undefined ? 'neither' : 'both'}`,
+      );
+    }
+    let detection: OutlierResult | null = null;
+    if (opts.detect !== undefined) detection = detectOutliersSync(w, expectObject(opts.detect, 'options.detect') as OutlierOptions);
+    const outlierIdx = detection ? detection.outlierIdx : checkOutlierIdx(opts.outlierIdx, k, 'options.outlierIdx');
     const nOut = outlierIdx.length;
     const sources: SegmentSource[] = [];
     const o = opts.outlier === undefined ? {} : expectObject(opts.outlier, 'options.outlier');
@@ -153,7 +174,7 @@ export class DualScaleLinear extends IntLinear {
     if (nOut > 0) sources.push({ k0: 0, len: nOut, cfg: parseSegment(o.weight, o.activation, 'options.outlier', n, nOut), w: w.data });
     if (nOut < k) sources.push({ k0: nOut, len: k - nOut, cfg: parseSegment(nm.weight, nm.activation, 'options.normal', n, k - nOut), w: w.data });
     const bias = toBias(opts.bias, n, 'options.bias');
-    return new DualScaleLinear(n, k, outlierIdx, sources, bias, parseMode(opts.mode, 'options.mode'));
+    return new DualScaleLinear(n, k, outlierIdx, sources, bias, parseMode(opts.mode, 'options.mode'), detection);
   }
 
   /**

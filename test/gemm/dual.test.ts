@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DualScaleLinear, QuantizedLinear, Tensor, outlierPermutation, setIsa, type ActivationQuantOptions } from '../../lib/index.js';
+import { DualScaleLinear, QuantizedLinear, Tensor, detectOutliersSync, outlierPermutation, setIsa, type ActivationQuantOptions } from '../../lib/index.js';
 import type { Scheme } from '../../lib/primitives/qparams.js';
 import { type ActRef, firstOutside, isaPaths, quantizeWeightRef, quantizedLinearRef, randInt, randTensor, rng } from './reference.js';
 
@@ -172,6 +172,27 @@ t.test('fromQuantized rebuilds a dual-scale layer from its segments', async (t) 
   });
 });
 
+t.test('detect: the outlier columns come from the weight through outlier detection', async (t) => {
+  const r = rng(26);
+  const k = 256;
+  const planted = randomOutliers(r, k, 20);
+  const w = weightWithOutliers(r, 24, k, planted);
+  const x = randTensor(r, [6, k]);
+  for (const method of ['mad', 'iqr'] as const) {
+    const layer = DualScaleLinear.fromFloat(w, { detect: { method }, normal: { weight: { dtype: 'int4', groupSize: 64 } } });
+    const det = detectOutliersSync(w, { method });
+    t.same(Array.from(layer.outlierIdx), Array.from(det.outlierIdx), `${method}: the detector's columns`);
+    t.equal(layer.outlierCount, 32, `${method}: 20 planted columns, rounded up to 32`);
+    t.ok(planted.every((j) => layer.outlierIdx.includes(j)), `${method}: every planted column is an outlier`);
+    t.equal(layer.detection?.method, method);
+    const given = DualScaleLinear.fromFloat(w, { outlierIdx: det.outlierIdx, normal: { weight: { dtype: 'int4', groupSize: 64 } } });
+    t.same((await layer.forward(x)).data, (await given.forward(x)).data);
+  }
+  t.throws(() => DualScaleLinear.fromFloat(w, { outlierIdx: [1], detect: {} }), { name: 'TypeError', message: /either options.outlierIdx or options.detect.*both/ });
+  t.throws(() => DualScaleLinear.fromFloat(w, {} as never), { name: 'TypeError', message: /neither/ });
+  t.throws(() => DualScaleLinear.fromFloat(w, { detect: { method: 'zscore' as never } }), { name: 'RangeError', message: /method/ });
+});
+
 t.test('bad outlierIdx and segment options are clear errors', (t) => {
   const r = rng(25);
   const w = randTensor(r, [4, 10]);
@@ -182,7 +203,7 @@ t.test('bad outlierIdx and segment options are clear errors', (t) => {
     [[5, 1], 'RangeError', /strictly ascending/],
     [[1.5], 'TypeError', /integers in options.outlierIdx/],
     ['0,1', 'TypeError', /options.outlierIdx/],
-    [undefined, 'TypeError', /options.outlierIdx/],
+    [null, 'TypeError', /options.outlierIdx/],
   ];
   for (const [outlierIdx, name, message] of cases) {
     t.throws(() => DualScaleLinear.fromFloat(w, { outlierIdx: outlierIdx as never }), { name, message }, `outlierIdx ${JSON.stringify(outlierIdx)}`);

@@ -151,6 +151,15 @@ t.test('the row-block split does not change the result: one thread and all threa
   t.end();
 });
 
+t.test('concurrent forward calls on one layer give the results of sequential ones', async (t) => {
+  const r = rng(16);
+  const w = randTensor(r, [64, 300]);
+  const layer = QuantizedLinear.fromFloat(w, { weight: { dtype: 'int4', groupSize: 64 } });
+  const xs = [5, 70, 260, 1].map((m) => randTensor(r, [m, 300]));
+  const together = await Promise.all(xs.map((x) => layer.forward(x)));
+  xs.forEach((x, i) => t.same(together[i].data, layer.forwardSync(x).data, `input ${i}`));
+});
+
 t.test('static activations: ties round half to even, values past the range saturate, NaN is the zero point', (t) => {
   const k = 40;
   const n = 3;

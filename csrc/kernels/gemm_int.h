@@ -35,7 +35,8 @@ constexpr int64_t kMaxIntK = 32768;      // 255 * 255 * 32768 < 2^31: no int32 a
 constexpr int64_t kGroupMultiple = 16;   // group sizes are multiples of this (whole kernel steps)
 
 // How one segment's activations are quantized. Dynamic: per row (token), the range of the row's
-// values in the segment (NaN ignored) gives scale and zero point through choose_qparams.
+// finite values in the segment gives scale and zero point through choose_qparams (NaN then
+// quantizes to the zero point and infinities saturate, as with any scale).
 struct ActQuant {
   bool dynamic = true;
   QType dtype = QType::kInt8;  // kInt8 or kUint8

@@ -234,13 +234,16 @@ QARVD_AVX2 void store_avx2(const float* ftile, const float* bias, float* y, int6
 }
 
 QARVD_AVX2 void minmax_avx2(const float* x, int64_t n, float* lo, float* hi) {
-  __m256 vl = _mm256_set1_ps(INFINITY), vh = _mm256_set1_ps(-INFINITY);
+  const __m256 pinf = _mm256_set1_ps(INFINITY), ninf = _mm256_set1_ps(-INFINITY);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 vl = pinf, vh = ninf;
   int64_t k = 0;
-  // min/max return the second operand when the first is NaN, so NaN never enters vl/vh.
+  // NaN and infinities stay out of the range: |v| < inf is false for both.
   for (; k + 8 <= n; k += 8) {
     const __m256 v = _mm256_loadu_ps(x + k);
-    vl = _mm256_min_ps(v, vl);
-    vh = _mm256_max_ps(v, vh);
+    const __m256 finite = _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), pinf, _CMP_LT_OQ);
+    vl = _mm256_min_ps(_mm256_blendv_ps(pinf, v, finite), vl);
+    vh = _mm256_max_ps(_mm256_blendv_ps(ninf, v, finite), vh);
   }
   alignas(32) float bl[8], bh[8];
   _mm256_store_ps(bl, vl);
@@ -251,6 +254,7 @@ QARVD_AVX2 void minmax_avx2(const float* x, int64_t n, float* lo, float* hi) {
     if (bh[j] > h) h = bh[j];
   }
   for (; k < n; ++k) {
+    if (!std::isfinite(x[k])) continue;
     if (x[k] < l) l = x[k];
     if (x[k] > h) h = x[k];
   }

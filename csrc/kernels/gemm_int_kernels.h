@@ -89,7 +89,7 @@ struct IntKernels {
   void (*segment)(const SegmentArgs& s);
   // y[i * ldy + j] = ftile[i][j] (+ bias[j]) for i < rows, j < cols.
   void (*store)(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols);
-  // lo/hi of x[0..n) ignoring NaN (lo > hi when there is no number).
+  // lo/hi of the finite values of x[0..n) (lo > hi when there is none).
   void (*minmax)(const float* x, int64_t n, float* lo, float* hi);
   // out[k] = clamp(nearbyint(x[k] / scale), lo, hi) + offset (NaN -> offset), as int16 or int8, and
   // sums[g] = sum of out over group g (groups of `group` elements).

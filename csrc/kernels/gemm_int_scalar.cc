@@ -66,7 +66,8 @@ void store_scalar(const float* ftile, const float* bias, float* y, int64_t ldy, 
 void minmax_scalar(const float* x, int64_t n, float* lo, float* hi) {
   float l = INFINITY, h = -INFINITY;
   for (int64_t k = 0; k < n; ++k) {
-    // NaN compares false both ways and so never becomes the min or the max.
+    // NaN and infinities stay out of the range (they quantize to the zero point and saturate).
+    if (!std::isfinite(x[k])) continue;
     if (x[k] < l) l = x[k];
     if (x[k] > h) h = x[k];
   }

@@ -37,9 +37,10 @@ export interface WeightQuantOptions {
 }
 
 /**
- * How activations are quantized. `dynamic`: per token (row), the range of the row's values (NaN
- * ignored) gives the scale and zero point, computed inside the GEMM call. `static`: one calibrated
- * scale and zero point.
+ * How activations are quantized. `dynamic`: per token (row), the range of the row's finite values
+ * gives the scale and zero point (`qparamsFromRange`), computed inside the GEMM call. `static`: one
+ * calibrated scale and zero point. Either way `q = clamp(roundHalfToEven(x / scale) + zeroPoint)`:
+ * NaN becomes the zero point, infinities saturate.
  */
 export type ActivationQuantOptions =
   | { type: 'dynamic'; dtype?: ActivationDType; scheme?: Scheme }

@@ -162,6 +162,40 @@ t.test('concurrent forward calls on one layer give the results of sequential one
   xs.forEach((x, i) => t.same(together[i].data, layer.forwardSync(x).data, `input ${i}`));
 });
 
+t.test('dynamic ranges skip NaN and infinities, which quantize to the zero point and saturate', (t) => {
+  const r = rng(17);
+  const k = 45;
+  const n = 6;
+  const w = randTensor(r, [n, k]);
+  const x = randTensor(r, [3, k], 2);
+  x.data[2] = NaN;
+  x.data[17] = Infinity;
+  x.data[40] = -Infinity;
+  x.data[k + 9] = Infinity; // row 1
+  x.data.fill(NaN, 2 * k, 3 * k); // row 2: no number at all
+  x.data[2 * k + 4] = -Infinity;
+  const cols = Array.from({ length: k }, (_, j) => j);
+  for (const dtype of ['int8', 'int4'] as const) {
+    for (const act of [
+      { type: 'dynamic' as const, dtype: 'uint8' as const, scheme: 'asymmetric' as const },
+      { type: 'dynamic' as const, dtype: 'int8' as const, scheme: 'symmetric' as const },
+    ]) {
+      const layer = QuantizedLinear.fromFloat(w, { weight: { dtype }, activation: activationOption(act) });
+      const wr = quantizeWeightRef(w, cols, dtype, 'symmetric', 0);
+      const ref = quantizedLinearRef(x, n, [{ cols, act, q: wr.q, scale: wr.scale, zero: wr.zero, groupSize: 0 }], null);
+      for (const isa of isaPaths()) {
+        setIsa(isa);
+        const dbg = layer.debugAccumulatorsSync(x);
+        t.same(Array.from(dbg.actScale.data), ref.actScale, `${isa} ${dtype} ${act.dtype}/${act.scheme}: scales from the finite values`);
+        t.same(Array.from(dbg.acc.data), ref.acc, `${isa} ${dtype} ${act.dtype}/${act.scheme}: exact`);
+        t.ok(layer.forwardSync(x).data.every((v) => Number.isFinite(v)), 'finite outputs');
+      }
+      setIsa('amx');
+    }
+  }
+  t.end();
+});
+
 t.test('static activations: ties round half to even, values past the range saturate, NaN is the zero point', (t) => {
   const k = 40;
   const n = 3;

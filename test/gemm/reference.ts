@@ -34,11 +34,12 @@ export function isaPaths(): Isa[] {
   return detected === 'scalar' ? ['scalar'] : ['scalar', detected];
 }
 
-/** min and max ignoring NaN; [0, 0] when there is no number. */
+/** min and max of the finite values; [0, 0] when there is none. */
 export function rangeOf(values: ArrayLike<number>): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) continue;
     if (values[i] < lo) lo = values[i];
     if (values[i] > hi) hi = values[i];
   }

@@ -121,8 +121,10 @@ void quantize_and_pack(PackedInt& layer, PackedSegment& s, const float* w, bool 
         } else {
           float lo = wr[column(j0)], hi = lo;
           for (int64_t j = j0; j < j1; ++j) {
-            lo = std::min(lo, wr[column(j)]);
-            hi = std::max(hi, wr[column(j)]);
+            const float v = wr[column(j)];
+            if (!std::isfinite(v)) throw std::out_of_range("native: weight values must be finite");
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
           }
           qp = choose_qparams(lo, hi, qt, symmetric);
         }

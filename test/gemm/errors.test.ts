@@ -75,6 +75,13 @@ t.test('the native side re-checks handle kinds and lengths', (t) => {
     name: 'RangeError',
   });
   t.throws(() => nat.gemmIntCreate(4, 10, Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 8)), { name: 'RangeError', message: /perm/ });
+  const h2 = nat.gemmIntCreate(4, 10, null);
+  const nanW = new Float32Array(40);
+  nanW[13] = NaN;
+  t.throws(() => nat.gemmIntAddSegment(h2, Int32Array.of(0, 10, 8, 0, 1, 4, 0, 0, 1), 1, nanW, null, null, null, null, null), {
+    name: 'RangeError',
+    message: /finite/,
+  });
   t.throws(() => LinearF32.fromFloat(q.packed as never), { name: 'TypeError', message: /packed for a quantized layer/ });
   t.end();
 });

@@ -217,7 +217,7 @@ for (const M of M_LIST) {
       });
     }
 
-    const times = await bestOf(contenders, ops > 2e10 ? 3 : 6, ops > 2e10 ? 20 : 8);
+    const times = await bestOf(contenders, ops > 2e10 ? 3 : 8, ops > 2e10 ? 25 : 15);
     const t = {};
     contenders.forEach((c, i) => {
       t[c.name] = times[i];

@@ -1,0 +1,74 @@
+// GPTQ (Frantar et al. 2022, Algorithm 1) for a linear layer W[rows, cols] with a Hessian proxy
+// H[cols, cols] (here the chunk-weighted Gram sum_k w_k X_k^T X_k), generalised to several
+// quantizer groups so that one routine serves per-channel, per-group and the dual-scale layers.
+//
+// Columns are visited in a given processing order. For column p (in that order) of every row,
+//   q = quantize_value(float(w_p), scale, zeroPoint)       (the semantics of quant_math.h)
+//   err = (w_p - dequantize_value(q)) / U[p][p]
+//   w[p+1:] -= err * U[p][p+1:]
+// with U = cholesky(inverse(H_d)) upper (factor.h). The updates of columns outside the current
+// block of blockSize columns are deferred and applied as one rank-blockSize product per block (the
+// paper's lazy batch updates). Blocks end early where a group whose qparams are computed from the
+// updated weights would start inside a block and reach past its end, so those qparams always see
+// fully updated weights: the integers equal those of the unblocked algorithm (up to float64
+// rounding differences of the order of 1e-16 relative in the weights).
+//
+// Everything is float64. Rows are independent given U, so they are split between threads; results
+// do not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+#include "../quant_math.h"
+
+namespace qarvd::gptq {
+
+// How a group's scale and zero point are obtained.
+enum class GroupMode : int {
+  kGiven = 0,    // read from the scale / zero_point arrays
+  kDynamic = 1,  // min/max of its (updated) weights when its first column is reached; its columns
+                 // must be consecutive in the processing order
+  kStatic = 2,   // min/max of the initial weights (dead columns zeroed), before anything is quantized
+};
+
+struct Group {
+  QType dtype;
+  bool symmetric;
+  GroupMode mode;
+};
+
+struct Problem {
+  const float* w;          // [rows, cols]
+  int64_t rows, cols;
+  const double* h;         // [cols, cols], symmetric
+  const int32_t* order;    // [cols]: the column quantized at each position
+  const int32_t* group_of; // [cols], by position: the group of the column there
+  const Group* groups;
+  int64_t num_groups;
+  double damp;             // lambda = damp * mean(diag H)
+  int64_t block_size;
+  bool rtn_loss;           // also compute the loss of round-to-nearest with the same quantizers
+  bool avx2;
+};
+
+struct Output {
+  uint8_t* q;          // [rows, cols], original column order; the byte of the integer (two's complement)
+  float* scale;        // [rows, num_groups]: read for given groups, written for the others
+  int32_t* zero_point; // [rows, num_groups]
+};
+
+struct Stats {
+  double loss_rtn;  // trace(D H D^T) of round-to-nearest (NaN unless rtn_loss)
+  double loss;      // trace(D H D^T) of GPTQ
+  double lambda;
+  int64_t dead;
+};
+
+// Throws std::invalid_argument on inconsistent arguments and std::range_error naming the column when
+// H + lambda I is not positive definite.
+Stats run(const Problem& p, const Output& out);
+
+// U = cholesky(inverse(H_d)) for H with columns in `order`: u is [cols, cols] row-major (upper, the
+// strict lower part zero), positions in processing order.
+Stats inverse_factor(const double* h, int64_t cols, const int32_t* order, double damp, double* u, bool avx2);
+
+}  // namespace qarvd::gptq

@@ -21,3 +21,7 @@ export { type ObserveOptions, type ObserverConfig, type TensorQParams, type Valu
 export { MinMaxObserver, PerChannelMinMaxObserver, type ChannelQParams, type MinMaxObserverJSON, type PerChannelMinMaxObserverJSON } from './calibration/minmax_observer.js';
 export { HistogramObserver, DEFAULT_BINS, type HistogramGridConfig, type HistogramObserverJSON } from './calibration/histogram_observer.js';
 export { MseObserver, type MseObserverConfig, type ChunkWeights, type MseCandidate, type MseObserverJSON } from './calibration/mse_observer.js';
+export {
+  gptq, gptqSync, gptqDequantize, gptqInverseFactorSync,
+  type GptqOptions, type GptqQuantizer, type GptqSegment, type GptqLoss, type GptqResult, type GptqSingleResult, type GptqDualResult,
+} from './calibration/gptq.js';

@@ -22,6 +22,6 @@ export { MinMaxObserver, PerChannelMinMaxObserver, type ChannelQParams, type Min
 export { HistogramObserver, DEFAULT_BINS, type HistogramGridConfig, type HistogramObserverJSON } from './calibration/histogram_observer.js';
 export { MseObserver, type MseObserverConfig, type ChunkWeights, type MseCandidate, type MseObserverJSON } from './calibration/mse_observer.js';
 export {
-  gptq, gptqSync, gptqDequantize, gptqInverseFactorSync,
+  gptq, gptqSync, gptqDequantize, gptqHessianFactorSync,
   type GptqOptions, type GptqQuantizer, type GptqSegment, type GptqLoss, type GptqResult, type GptqSingleResult, type GptqDualResult,
 } from './calibration/gptq.js';

@@ -71,22 +71,22 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   });
 }
 
-// (h, cols, order, damp, outU, outStats[2], async)
-Napi::Value InverseFactor(const Napi::CallbackInfo& info) {
+// (h, cols, order, damp, outR, outStats[2], async)
+Napi::Value HessianFactor(const Napi::CallbackInfo& info) {
   auto h = typed_array<double>(info, 0, "h");
   int64_t cols = integer(info, 1, "cols");
   auto order = typed_array<int32_t>(info, 2, "order");
   double damp = number(info, 3, "damp");
-  auto u = typed_array<double>(info, 4, "outU");
+  auto u = typed_array<double>(info, 4, "outR");
   auto stats = typed_array<double>(info, 5, "outStats");
   require(info, cols >= 1 && cols <= 65536, "cols must be in [1, 65536]");
   require(info, static_cast<int64_t>(h.length) == cols * cols && static_cast<int64_t>(u.length) == cols * cols,
-          "h and outU must have cols * cols elements");
+          "h and outR must have cols * cols elements");
   require(info, static_cast<int64_t>(order.length) == cols, "order must have cols elements");
   require(info, stats.length >= 2, "outStats needs two elements");
   bool avx2 = use_avx2();
   return dispatch(info, boolean(info, 6, "async"), [=] {
-    qarvd::gptq::Stats s = qarvd::gptq::inverse_factor(h.data, cols, order.data, damp, u.data, avx2);
+    qarvd::gptq::Stats s = qarvd::gptq::hessian_factor(h.data, cols, order.data, damp, u.data, avx2);
     stats.data[0] = s.lambda;
     stats.data[1] = static_cast<double>(s.dead);
   });
@@ -94,7 +94,7 @@ Napi::Value InverseFactor(const Napi::CallbackInfo& info) {
 
 void Export(Napi::Env env, Napi::Object exports) {
   exports.Set("gptqRun", Napi::Function::New(env, Run, "gptqRun"));
-  exports.Set("gptqInverseFactor", Napi::Function::New(env, InverseFactor, "gptqInverseFactor"));
+  exports.Set("gptqHessianFactor", Napi::Function::New(env, HessianFactor, "gptqHessianFactor"));
 }
 
 }  // namespace

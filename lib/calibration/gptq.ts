@@ -14,7 +14,7 @@ interface GptqNative {
     groupDtype: Int32Array, groupSymmetric: Uint8Array, groupMode: Int32Array, damp: number, blockSize: number,
     rtnLoss: boolean, outQ: Uint8Array, scale: Float32Array, zeroPoint: Int32Array, outStats: Float64Array, async: boolean,
   ): Promise<void> | undefined;
-  gptqInverseFactor(h: Float64Array, cols: number, order: Int32Array, damp: number, outU: Float64Array, outStats: Float64Array, async: boolean): Promise<void> | undefined;
+  gptqHessianFactor(h: Float64Array, cols: number, order: Int32Array, damp: number, outR: Float64Array, outStats: Float64Array, async: boolean): Promise<void> | undefined;
 }
 
 /** How one set of columns is quantized: per output channel, or per group of `groupSize` columns along K. */
@@ -200,20 +200,23 @@ function finish(c: Call): GptqResult {
  * outliers first in the dual mode); after column j of every row,
  * `err = (w_j - dequant(q_j)) / U[j, j]` and `W[:, j+1:] -= err * U[j, j+1:]`, where
  * `U = cholesky(inverse(H + lambda I))` upper, `lambda = damp * mean(diag H)`, with the paper's
- * lazy batch updates over blockSize columns. Dead columns (H[j, j] == 0) get H[j, j] = 1 and
+ * lazy batch updates over blockSize columns (computed in the equivalent left-looking form on
+ * R = U^-1, the Cholesky factor of the column-reversed H_d, so no inverse is formed: K^3/6 + N K^2/2
+ * multiply-adds, plus N K^2/2 for the RTN loss). Dead columns (H[j, j] == 0) get H[j, j] = 1 and
  * W[:, j] = 0, as the reference does. Quantization is exactly quantizeValue / qparamsFromRange
  * (round half to even of x / scale, float32). Everything else is float64; the integers do not
  * depend on blockSize, the thread count or the code path, up to float64 rounding (~1e-16 relative
  * in the updated weights).
  *
- * Qparams not given are computed from the min/max of the weights in the row: per channel, over the
- * segment's columns when its first column is reached (the initial weights for the first segment;
- * the normal segment of the dual mode sees the outlier segment's error compensation); per group, when
- * the group's first column is reached, from the updated weights (the reference computes them from
- * the weights updated up to the start of the current block instead; we wait for every update, so
- * the result is the unblocked algorithm's). With actOrder, groups of more than one per segment are
- * computed up front from the initial weights ("static groups"), since their columns are no longer
- * visited together.
+ * Qparams not given are computed from the min/max of the row's weights (qparamsFromRange): per
+ * channel, from the initial weights of the segment's columns (dead columns zeroed), as the
+ * reference computes them before the loop; per group, when the group's first column is reached,
+ * from the weights as updated by every column quantized before it (the reference uses the weights
+ * updated up to the start of the current block; we wait for every update, so the result is the
+ * unblocked algorithm's and does not depend on blockSize). With actOrder a group's columns are no
+ * longer visited together, so group qparams come from the initial weights ("static groups").
+ * groupSize must divide the number of columns (of each segment in the dual mode), as the perGroup
+ * granularity of the GEMM layers requires; a group longer than blockSize is done as one block.
  *
  * Throws a RangeError naming H when `H + lambda I` is not positive definite (raise damp). H is only
  * checked for symmetry to a relative 1e-6; the entry used for columns i, j is the one in the row of
@@ -287,24 +290,24 @@ export function gptqDequantize(result: GptqResult): Float32Array {
 }
 
 /**
- * `U = cholesky(inverse(H_d))` (upper, `K x K` row-major, strict lower part zero) for
- * `H_d = P^T H P + lambda I` with dead columns fixed (H[j, j] == 0 -> 1), the factor GPTQ uses;
- * `order` (default the identity) is the processing order P. Computed in float64 as `J L^-1 J` from
- * the Cholesky factor L of the column-reversed matrix, without forming the inverse. For
- * diagnostics and tests.
+ * The factor GPTQ works with: R upper triangular (`K x K` row-major, strict lower part zero, positive
+ * diagonal) with `R R^T = H_d`, `H_d = P^T H P + lambda I` with dead columns fixed (H[j, j] == 0 -> 1),
+ * `lambda = damp * mean(diag)`, P the processing order `order` (default the identity). The paper's
+ * `U = cholesky(inverse(H_d))` (upper) is `R^-1`. Computed in float64 as the Cholesky factor of the
+ * column-reversed matrix, reversed back. For diagnostics and tests.
  *
  * @example
- * const { u, lambda } = gptqInverseFactorSync(H, { damp: 0.01 });
+ * const { r, lambda } = gptqHessianFactorSync(H, { damp: 0.01 });
  */
-export function gptqInverseFactorSync(H: Float64Array | Gram, options?: { damp?: number; order?: ArrayLike<number> }): { u: Float64Array; lambda: number; dead: number } {
+export function gptqHessianFactorSync(H: Float64Array | Gram, options?: { damp?: number; order?: ArrayLike<number> }): { r: Float64Array; lambda: number; dead: number } {
   const o = options === undefined ? {} : expectObject(options, 'options');
   const k = H instanceof Float64Array ? Math.round(Math.sqrt(H.length)) : (H as Gram)?.cols;
   if (typeof k !== 'number' || k < 1) throw new TypeError(`Expected a Float64Array or a Gram for H but received ${describe(H)}`);
   const h = expectHessian(H, k);
   const damp = o.damp === undefined ? 0.01 : expectFiniteNumber(o.damp, 'damp', { min: 0 });
   const order = o.order === undefined ? Int32Array.from({ length: k }, (_, c) => c) : expectPermutation(o.order, 'order', k);
-  const u = new Float64Array(k * k);
+  const r = new Float64Array(k * k);
   const stats = new Float64Array(2);
-  native<GptqNative>().gptqInverseFactor(h, k, order, damp, u, stats, false);
-  return { u, lambda: stats[0], dead: stats[1] };
+  native<GptqNative>().gptqHessianFactor(h, k, order, damp, r, stats, false);
+  return { r, lambda: stats[0], dead: stats[1] };
 }

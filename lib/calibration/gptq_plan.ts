@@ -253,9 +253,10 @@ export function planGptq(w: unknown, hessian: unknown, opts: unknown): GptqPlan 
   let pos = 0;
   segments.forEach((seg, s) => {
     if (seg.given) fillGiven(parts[s].spec, seg, parts[s].path, rows, total, scale, zeroPoint);
-    // With actOrder the columns of a group are no longer visited together, so its qparams are
-    // computed up front from the initial weights.
-    const mode: number = seg.given ? GroupMode.Given : actOrder && seg.groups > 1 ? GroupMode.Static : GroupMode.Dynamic;
+    // Per channel: from the initial weights, as the reference. Per group: from the weights updated
+    // so far when the group starts, as the reference; with actOrder a group's columns are no longer
+    // visited together, so from the initial weights.
+    const mode: number = seg.given ? GroupMode.Given : seg.groupSize && !actOrder ? GroupMode.Dynamic : GroupMode.Static;
     for (let g = 0; g < seg.groups; g++) {
       groupDtype[seg.base + g] = DTYPE_CODE[seg.dtype];
       groupSymmetric[seg.base + g] = seg.scheme === 'symmetric' ? 1 : 0;

@@ -2,7 +2,7 @@
 // integers; its invariances; its gain over round-to-nearest on correlated inputs; chunk weighting.
 import t, { type Test } from 'tap';
 import {
-  Gram, Tensor, chunkWeightsFromSensitivity, detectOutliersSync, gptq, gptqDequantize, gptqInverseFactorSync, gptqSync, setThreads,
+  Gram, Tensor, chunkWeightsFromSensitivity, detectOutliersSync, gptq, gptqDequantize, gptqHessianFactorSync, gptqSync, setThreads,
   backends, type GptqOptions, type GptqQuantizer, type GptqResult, type GptqSegment,
 } from '../../lib/index.js';
 import { qparamsFromRange, type Scheme } from '../../lib/primitives/qparams.js';
@@ -81,6 +81,30 @@ function toPublic(q: RefQuantizer): GptqQuantizer {
     ...(q.groupSize ? { groupSize: q.groupSize } : {}),
     ...(q.scale ? { scale: q.scale, zeroPoint: q.zeroPoint } : {}),
   };
+}
+
+interface Pinned {
+  blockSize: number;
+  actOrder?: boolean;
+  single?: RefQuantizer;
+  outlierIdx?: number[];
+  outlier?: RefQuantizer;
+  normal?: RefQuantizer;
+}
+
+/** A random layer with the quantizer settings pinned (paths the random draw may miss). */
+function pinnedCase(seed: number, n: number, k: number, pin: Pinned): Case {
+  const c = randomCase(seed, { n: [n, n], k: [k, k] });
+  const ref: RefOptions = { damp: 0.01, actOrder: pin.actOrder ?? false };
+  const opts: GptqOptions = { damp: 0.01, actOrder: ref.actOrder, blockSize: pin.blockSize };
+  if (pin.outlierIdx) {
+    Object.assign(ref, { outlierIdx: Int32Array.from(pin.outlierIdx), outlier: pin.outlier, normal: pin.normal });
+    Object.assign(opts, { outlierIdx: ref.outlierIdx, outlier: toPublic(pin.outlier!), normal: toPublic(pin.normal!) });
+  } else {
+    ref.single = pin.single;
+    Object.assign(opts, toPublic(pin.single!));
+  }
+  return { ...c, name: `pinned #${seed} [${n}, ${k}] ${JSON.stringify(pin)}`, opts, ref };
 }
 
 function randomCase(seed: number, sizes: { n: [number, number]; k: [number, number] }): Case {
@@ -187,9 +211,21 @@ function norm2(x: ArrayLike<number>): number {
 
 const SMALL = Array.from({ length: 48 }, (_, i) => randomCase(1000 + i, { n: [5, 40], k: [7, 70] }));
 const LARGE = [1, 2, 3].map((i) => randomCase(2000 + i, { n: [3, 13], k: [129, 300] }));
+const q = (dtype: QuantDType, scheme: Scheme, groupSize: number): RefQuantizer => ({ dtype, scheme, groupSize });
+const PINNED = [
+  // groups longer than a block (the block grows), groups crossing block ends (the block is cut)
+  pinnedCase(3001, 11, 60, { blockSize: 7, single: q('int4', 'asymmetric', 20) }),
+  pinnedCase(3002, 13, 45, { blockSize: 4, single: q('uint4', 'symmetric', 9) }),
+  // dual: per-group segments whose groups start after the other segment
+  pinnedCase(3003, 9, 64, { blockSize: 5, outlierIdx: [2, 3, 17, 40, 41, 63], outlier: q('int8', 'asymmetric', 3), normal: q('int4', 'asymmetric', 29) }),
+  pinnedCase(3004, 17, 40, { blockSize: 128, outlierIdx: [0, 9, 10, 11], outlier: q('uint8', 'asymmetric', 0), normal: q('uint4', 'asymmetric', 12) }),
+  // actOrder with groups (static) and without
+  pinnedCase(3005, 8, 48, { blockSize: 16, actOrder: true, single: q('int4', 'asymmetric', 8) }),
+  pinnedCase(3006, 8, 48, { blockSize: 16, actOrder: true, outlierIdx: [5, 6, 30], outlier: q('int8', 'symmetric', 0), normal: q('int4', 'asymmetric', 9) }),
+];
 
 t.test('matches the unblocked float64 reference exactly (integers, scales, zero points; losses to 1e-9)', (t) => {
-  for (const c of [...SMALL, ...LARGE]) {
+  for (const c of [...SMALL, ...LARGE, ...PINNED]) {
     const ref = refGptq(c.w, c.n, c.k, c.h, c.ref);
     onEveryIsa((isa) => {
       const res = gptqSync(new Tensor('float32', [c.n, c.k], c.w), c.h, c.opts);
@@ -208,7 +244,7 @@ t.test('matches the unblocked float64 reference exactly (integers, scales, zero 
 });
 
 t.test('blockSize, thread count and sync/async leave the result unchanged, bit for bit', async (t) => {
-  const cases = [SMALL[0], SMALL[5], SMALL[9], LARGE[0]];
+  const cases = [SMALL[0], SMALL[5], SMALL[9], LARGE[0], ...PINNED];
   const threads = backends().cpu.threads;
   try {
     await onEveryIsaAsync(async (isa) => {
@@ -233,27 +269,54 @@ t.test('blockSize, thread count and sync/async leave the result unchanged, bit f
   }
 });
 
-t.test('the inverse factor equals cholesky(inverse(H_d)) of the reference (several 128-column blocks)', (t) => {
+/** Inverse of an upper triangular matrix (back substitution), float64. */
+function upperInverse(u: number[][]): number[][] {
+  const k = u.length;
+  const x = u.map(() => new Array<number>(k).fill(0));
+  for (let c = 0; c < k; c++) {
+    x[c][c] = 1 / u[c][c];
+    for (let i = c - 1; i >= 0; i--) {
+      let s = 0;
+      for (let t = i + 1; t <= c; t++) s += u[i][t] * x[t][c];
+      x[i][c] = -s / u[i][i];
+    }
+  }
+  return x;
+}
+
+t.test('the Hessian factor is the inverse of cholesky(inverse(H_d)) of the reference (several 128-column blocks)', (t) => {
   for (const [k, seed, perm] of [[7, 1, false], [128, 2, true], [129, 3, false], [300, 4, true], [385, 5, false]] as const) {
     const x = correlated(2 * k, k, Math.floor(k / 2), seed);
     const h = gramOf(x, 2 * k, k);
     const order = Array.from({ length: k }, (_, c) => c);
     if (perm) order.sort((a, b) => ((a * 37) % k) - ((b * 37) % k));
     const ref = refInverseFactor(h, k, order, 0.01);
+    const rRef = upperInverse(ref.u);
     let scale = 0;
-    for (const row of ref.u) for (const v of row) scale = Math.max(scale, Math.abs(v));
+    for (const row of rRef) for (const v of row) scale = Math.max(scale, Math.abs(v));
     onEveryIsa((isa) => {
-      const { u, lambda } = gptqInverseFactorSync(h, { damp: 0.01, order });
+      const { r, lambda } = gptqHessianFactorSync(h, { damp: 0.01, order });
       let err = 0;
       let lower = 0;
       for (let i = 0; i < k; i++) {
         for (let j = 0; j < k; j++) {
-          err = Math.max(err, Math.abs(u[i * k + j] - ref.u[i][j]));
-          if (j < i && u[i * k + j] !== 0) lower++;
+          err = Math.max(err, Math.abs(r[i * k + j] - rRef[i][j]));
+          if (j < i && r[i * k + j] !== 0) lower++;
         }
       }
-      t.ok(err <= 1e-10 * scale, `${isa} K=${k}: max |U - U_ref| = ${err} (scale ${scale})`);
+      t.ok(err <= 1e-10 * scale, `${isa} K=${k}: max |R - U_ref^-1| = ${err} (scale ${scale})`);
       t.equal(lower, 0, 'strict lower part is zero');
+      // R R^T = P^T H P + lambda I
+      let resid = 0;
+      for (let i = 0; i < k; i++) {
+        for (let j = i; j < k; j++) {
+          let s = 0;
+          for (let q = j; q < k; q++) s += r[i * k + q] * r[j * k + q];
+          const want = h[order[i] * k + order[j]] + (i === j ? lambda : 0);
+          resid = Math.max(resid, Math.abs(s - want) / Math.sqrt(h[order[i] * k + order[i]] * h[order[j] * k + order[j]]));
+        }
+      }
+      t.ok(resid <= 1e-12, `${isa} K=${k}: R R^T = H_d to ${resid}`);
       t.ok(relClose(lambda, ref.lambda, 1e-14), 'lambda');
     });
   }
@@ -442,7 +505,7 @@ t.test('bad input: TypeError or RangeError naming the argument', async (t) => {
   const w2 = new Tensor('float32', [1, 2], new Float32Array([0.3, -0.2]));
   throwsLike(t, () => gptqSync(w2, bad), RangeError, /H is not positive definite even after damping/, 'indefinite H');
   throwsLike(t, () => gptqSync(w2, bad, { damp: 0 }), RangeError, /column 0/, 'names the column');
-  throwsLike(t, () => gptqInverseFactorSync(bad), RangeError, /H is not positive definite/, 'inverse factor: indefinite H');
+  throwsLike(t, () => gptqHessianFactorSync(bad), RangeError, /H is not positive definite/, 'inverse factor: indefinite H');
   await t.rejects(gptq(w2, bad), RangeError, 'async: rejects');
   await t.rejects(gptq(w, h, { damp: -1 }), RangeError, 'async: validation rejects');
 });

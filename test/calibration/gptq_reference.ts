@@ -174,9 +174,10 @@ export function refGptq(w: Float32Array, n: number, k: number, h: Float64Array, 
     scale: Array.from({ length: n }, () => new Array<number>(groupsOf(seg)).fill(0)),
     zeroPoint: Array.from({ length: n }, () => new Array<number>(groupsOf(seg)).fill(0)),
   }));
-  // Static groups (actOrder with several groups in a segment): from the initial weights.
+  // Qparams from the initial weights: per channel, and per group with actOrder (static groups).
+  const dynamic = (seg: Seg) => !seg.quant.scale && seg.quant.groupSize > 0 && !o.actOrder;
   segs.forEach((seg, s) => {
-    if (seg.quant.scale || (o.actOrder && groupsOf(seg) > 1)) {
+    if (!dynamic(seg)) {
       for (let r = 0; r < n; r++) {
         const qp = rowQParams(seg, r, (c) => w0[r][c]);
         result[s].scale[r] = qp.scale;
@@ -191,12 +192,11 @@ export function refGptq(w: Float32Array, n: number, k: number, h: Float64Array, 
     const { seg, m, s } = segOf.get(c)!;
     const gs = seg.quant.groupSize;
     const gi = gs ? Math.floor(m / gs) : 0;
-    const dynamic = !seg.quant.scale && !(o.actOrder && groupsOf(seg) > 1);
     // A group starts at the first of its columns in the processing order.
     const groupStart = !started.has(`${s}:${gi}`);
     started.add(`${s}:${gi}`);
     for (let r = 0; r < n; r++) {
-      if (dynamic && groupStart) {
+      if (dynamic(seg) && groupStart) {
         // The group's columns are visited together from here: min/max of their current weights.
         const cols = gs ? seg.cols.slice(gi * gs, (gi + 1) * gs) : seg.cols;
         const vals = cols.map((cc) => Math.fround(work[r][cc]));

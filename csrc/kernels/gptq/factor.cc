@@ -20,6 +20,20 @@ void for_rows(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
   parallel_for(end - begin, grain, [&](int64_t b, int64_t e, int) { fn(begin + b, begin + e); });
 }
 
+// x = inv(l) for a lower triangular n x n block l (row stride ld), x dense n x n with zeros above.
+void lower_inverse(const double* l, int64_t ld, int64_t n, double* x) {
+  std::fill(x, x + n * n, 0.0);
+  for (int64_t c = 0; c < n; ++c) {
+    x[c * n + c] = 1.0 / l[c * ld + c];
+    for (int64_t i = c + 1; i < n; ++i) {
+      const double* li = l + i * ld;
+      double s = 0;
+      for (int64_t t = c; t < i; ++t) s += li[t] * x[t * n + c];
+      x[i * n + c] = -s / li[i];
+    }
+  }
+}
+
 }  // namespace
 
 NotPositiveDefinite::NotPositiveDefinite(int64_t index, double pivot)
@@ -64,7 +78,7 @@ HessianInfo load_hessian(const double* h, int64_t k, const int32_t* order, doubl
 void cholesky_lower(Workspace& ws, bool avx2) {
   const int64_t k = ws.k, ld = ws.ld;
   double* a = ws.data();
-  std::vector<double> packed;
+  std::vector<double> packed, inv(static_cast<size_t>(kNb * kNb)), inv_t(static_cast<size_t>(kNb * kNb));
   for (int64_t k0 = 0; k0 < k; k0 += kNb) {
     const int64_t k1 = std::min(k0 + kNb, k), kb = k1 - k0;
     // Diagonal block: updates from earlier blocks are in; finish it column by column.
@@ -81,15 +95,22 @@ void cholesky_lower(Workspace& ws, bool avx2) {
     }
     if (k1 == k) break;
     const int64_t rest = k - k1;
-    // Panel below: solve x L11^T = a for every row.
-    for_rows(k1, k, 16, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        double* ri = a + i * ld;
-        for (int64_t c = k0; c < k1; ++c) {
-          const double* rc = a + c * ld;
-          ri[c] = (ri[c] - dot(ri + k0, rc + k0, c - k0, avx2)) / rc[c];
-        }
+    // Panel below: L21 = A21 L11^-T, as a product with the (small) inverse of L11.
+    lower_inverse(a + k0 * ld + k0, ld, kb, inv.data());
+    for (int64_t t = 0; t < kb; ++t) {
+      for (int64_t c = 0; c < kb; ++c) inv_t[t * kb + c] = inv[c * kb + t];
+    }
+    for_row_tiles(rest, false, [&](const std::vector<int64_t>& tiles) {
+      const int64_t first = tiles.front(), last = std::min(rest, tiles.back() + kMr);
+      std::vector<double> copy(static_cast<size_t>((last - first) * kb));
+      for (int64_t i = first; i < last; ++i) {
+        const double* src = a + (k1 + i) * ld + k0;
+        std::copy(src, src + kb, copy.data() + (i - first) * kb);
       }
+      std::vector<int64_t> rel(tiles);
+      for (auto& r : rel) r -= first;
+      multiply_tiles({copy.data(), kb}, {inv_t.data(), kb}, kb, {a + (k1 + first) * ld + k0, ld}, rel, last - first, kb,
+                     false, Store::kSet, avx2);
     });
     // Trailing lower triangle -= L21 L21^T, with L21^T packed row-major (kb x rest).
     const int64_t ldp = padded_stride(rest);
@@ -111,57 +132,6 @@ void cholesky_lower(Workspace& ws, bool avx2) {
   for_rows(0, k, 64, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) std::fill(a + i * ld + i + 1, a + i * ld + k, 0.0);
   });
-}
-
-// Gauss-Jordan on [L | I] one block column at a time. Before block k (columns [k0, k1)), columns
-// left of k0 hold the partial inverse and the others still hold L. The block row k is scaled by
-// inv(L_kk); every row below subtracts L_ik times it, which turns its columns [0, k0) into the
-// partial inverse (a rank-kb update) and its L_ik into -L_ik inv(L_kk).
-void invert_lower(Workspace& ws, bool avx2) {
-  const int64_t k = ws.k, ld = ws.ld;
-  double* a = ws.data();
-  std::vector<double> xkk(static_cast<size_t>(kNb * kNb));
-  std::vector<double> scaled;
-  for (int64_t k0 = 0; k0 < k; k0 += kNb) {
-    const int64_t k1 = std::min(k0 + kNb, k), kb = k1 - k0;
-    // X = inv(L_kk), lower, column by column.
-    std::fill(xkk.begin(), xkk.end(), 0.0);
-    for (int64_t c = 0; c < kb; ++c) {
-      xkk[c * kb + c] = 1.0 / a[(k0 + c) * ld + k0 + c];
-      for (int64_t i = c + 1; i < kb; ++i) {
-        const double* li = a + (k0 + i) * ld + k0;
-        double s = 0;
-        for (int64_t t = c; t < i; ++t) s += li[t] * xkk[t * kb + c];
-        xkk[i * kb + c] = -s / li[i];
-      }
-    }
-    const ConstMat x{xkk.data(), kb};
-    if (k0 > 0) {
-      // Block row k, columns [0, k0): X times the partial inverse there (out of place).
-      scaled.resize(static_cast<size_t>(kb * k0));
-      const Mat out{scaled.data(), k0};
-      for_row_tiles(kb, false, [&](const std::vector<int64_t>& tiles) {
-        multiply_tiles(x, {a + k0 * ld, ld}, kb, out, tiles, kb, k0, false, Store::kSet, avx2);
-      });
-      for (int64_t i = 0; i < kb; ++i) std::copy(scaled.data() + i * k0, scaled.data() + (i + 1) * k0, a + (k0 + i) * ld);
-    }
-    for (int64_t i = 0; i < kb; ++i) std::copy(xkk.data() + i * kb, xkk.data() + i * kb + i + 1, a + (k0 + i) * ld + k0);
-    if (k1 == k) break;
-    const int64_t rest = k - k1;
-    for_row_tiles(rest, false, [&](const std::vector<int64_t>& tiles) {
-      const ConstMat lik{a + k1 * ld + k0, ld};
-      // Columns [0, k0) of these rows -= L_ik (block row k).
-      if (k0 > 0) multiply_tiles(lik, {a + k0 * ld, ld}, kb, {a + k1 * ld, ld}, tiles, rest, k0, false, Store::kSub, avx2);
-      // L_ik -> -L_ik X, through a copy of the tile's rows (they are read while written).
-      std::vector<double> copy(static_cast<size_t>(kMr * kb));
-      for (int64_t r0 : tiles) {
-        const int64_t mr = std::min<int64_t>(kMr, rest - r0);
-        for (int64_t i = 0; i < mr; ++i) std::copy(lik.p + (r0 + i) * ld, lik.p + (r0 + i) * ld + kb, copy.data() + i * kb);
-        std::vector<int64_t> one{0};
-        multiply_tiles({copy.data(), kb}, x, kb, {a + (k1 + r0) * ld + k0, ld}, one, mr, kb, false, Store::kSetNeg, avx2);
-      }
-    });
-  }
 }
 
 void rotate_half_turn(Workspace& ws) {

@@ -1,18 +1,18 @@
-// The inverse-Hessian factor of GPTQ, U = cholesky(inverse(H_d)) (upper), where H_d is H with its
+// The Hessian factor of GPTQ: the upper triangular R with H_d = R R^T, where H_d is H with its
 // columns in processing order, dead columns fixed (H[j][j] == 0 -> 1) and lambda I added,
 // lambda = damp * mean(diag).
 //
-// The inverse is never formed. With J the reversal of the column order, J H_d J = L L^T (lower
-// Cholesky), so H_d = R R^T with R = J L J upper, inverse(H_d) = R^-T R^-1, and by uniqueness of
-// the Cholesky factor U = R^-1 = J L^-1 J. That is K^3/3 multiply-adds (K^3/6 for L, K^3/6 for its
-// inverse) instead of the K^3/2 of cholesky / cholesky_inverse / cholesky of the reference, and it
-// avoids the rounding of an explicit inverse. Everything is float64. The blocked steps are rank-128
-// updates done by the tile kernels of tile.h, parallel over rows; every element is summed in the
-// same order whatever the thread count, so the factor is deterministic.
+// GPTQ's U = cholesky(inverse(H_d)) (upper) is R^-1: with J the reversal of the column order,
+// J H_d J = L L^T (lower Cholesky), so H_d = R R^T with R = J L J upper, inverse(H_d) = R^-T R^-1
+// and, by uniqueness of the Cholesky factor, U = R^-1. gptq.cc runs the algorithm on R directly
+// (see there), so neither the inverse of H nor U is ever formed: K^3/6 multiply-adds instead of the
+// K^3/2 of cholesky / cholesky_inverse / cholesky in the reference, and none of the rounding of
+// an explicit inverse. Everything is float64. The blocked steps are rank-128 products done by the
+// tile kernels of tile.h, parallel over rows; every element is summed in the same order whatever
+// the thread count, so the factor is deterministic.
 //
-// Accuracy: Cholesky and triangular inversion are backward stable; the computed U satisfies
-// ||U^T U H_d - I|| ~ K * 2^-53 * cond(H_d) in practice (tests check 1e-9 relative on
-// well-conditioned cases against an independent TypeScript factorization).
+// Accuracy: Cholesky is backward stable (the computed R R^T equals H_d to about K * 2^-53 relative
+// to its diagonal); the tests check R^-1 against an independent TypeScript factorization to 1e-10.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -63,10 +63,7 @@ HessianInfo load_hessian(const double* h, int64_t k, const int32_t* order, doubl
 // The strict upper triangle is zero afterwards.
 void cholesky_lower(Workspace& ws, bool avx2);
 
-// In place: lower L (strict upper zero) becomes L^-1 (strict upper zero).
-void invert_lower(Workspace& ws, bool avx2);
-
-// In place: element (i, j) moves to (k-1-i, k-1-j), turning J L^-1 J into the upper U.
+// In place: element (i, j) moves to (k-1-i, k-1-j), turning the lower L into the upper R = J L J.
 void rotate_half_turn(Workspace& ws);
 
 }  // namespace qarvd::gptq

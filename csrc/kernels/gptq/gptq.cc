@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -16,10 +15,13 @@ namespace qarvd::gptq {
 namespace {
 
 constexpr int64_t kChunkRows = 96;  // rows taken through all blocks together (16 row tiles)
+constexpr int64_t kSteps = 256;     // shared-index length of one product call (its B stays in L2)
 
 struct Layout {
   std::vector<int64_t> start, end;  // positions of dynamic groups ([start, end)); -1 otherwise
   std::vector<std::pair<int64_t, int64_t>> blocks;
+  // For each dynamic group, inv(R[start:end, start:end]) (upper, row-major), filled after the factor.
+  std::vector<std::vector<double>> group_inverse;
 };
 
 bool valid_dtype(QType t) { return t == QType::kInt8 || t == QType::kUint8 || t == QType::kInt4 || t == QType::kUint4; }
@@ -60,10 +62,12 @@ Layout layout(const Problem& p) {
       throw std::invalid_argument("gptq: the columns of a dynamic group must be consecutive in the order");
     }
   }
-  // Blocks of block_size positions, cut short before a dynamic group that would start inside and
-  // reach past the end (its qparams must see every update of the columns before it).
+  // Blocks of block_size positions, adjusted so that every dynamic group lies within one block: cut
+  // short before a group that would cross the end, or stretched over a group longer than a block.
   for (int64_t i1 = 0; i1 < k;) {
     int64_t i2 = std::min(i1 + p.block_size, k);
+    const int32_t g0 = p.group_of[i1];
+    if (p.groups[g0].mode == GroupMode::kDynamic && l.start[g0] == i1) i2 = std::max(i2, l.end[g0]);
     for (int64_t pos = i1 + 1; pos < i2; ++pos) {
       int32_t gi = p.group_of[pos];
       if (p.groups[gi].mode == GroupMode::kDynamic && l.start[gi] == pos && l.end[gi] > i2) {
@@ -141,58 +145,67 @@ void rtn_qparams(const Problem& p, const Output& out, int64_t row, const double*
   }
 }
 
-// sum_r trace(D_r H_d D_r^T) - lambda ||D||^2 with H_d = L L^T (the reversed lower factor in ws):
-// D L row by row, in rank-128 steps over the rows of L.
-void rtn_loss(const Problem& p, const Output& out, const Workspace& ws, const uint8_t* dead, double lambda,
+// sum_r trace(D_r H_d D_r^T) - lambda ||D_r||^2 with H_d = R R^T: ||D R||^2 row by row, in
+// rank-128 steps over the rows of R (only the columns right of each step's first row are nonzero).
+void rtn_loss(const Problem& p, const Output& out, const Workspace& r_factor, const uint8_t* dead, double lambda,
               std::vector<double>& row_loss) {
   const int64_t k = p.cols, g = p.num_groups;
   for_row_chunks(p.rows, [&](int64_t row0, int64_t count) {
     Rows rows(k);
     rows.load(p, dead, row0, count);
     const int64_t ld = rows.ld;
-    std::vector<double> d(static_cast<size_t>(count * ld)), y(static_cast<size_t>(count * ld), 0.0);
+    std::vector<double> y(static_cast<size_t>(count * ld), 0.0);
     std::vector<float> lo(g), hi(g), scale(g);
     std::vector<int32_t> zp(g);
     std::vector<double> dsq(count, 0.0);
     for (int64_t r = 0; r < count; ++r) {
-      const double* w0 = rows.w.data() + r * ld;
-      rtn_qparams(p, out, row0 + r, w0, lo, hi, scale, zp);
-      double* dr = d.data() + r * ld;
+      double* d = rows.w.data() + r * ld;  // becomes D in place
+      rtn_qparams(p, out, row0 + r, d, lo, hi, scale, zp);
       for (int64_t pos = 0; pos < k; ++pos) {
-        const Group& gr = p.groups[p.group_of[pos]];
         const int32_t gi = p.group_of[pos];
-        float x = static_cast<float>(w0[pos]);
-        int32_t q = quantize_value(x, scale[gi], zp[gi], qrange(gr.dtype));
-        double e = w0[pos] - static_cast<double>(dequantize_value(q, scale[gi], zp[gi]));
-        dr[k - 1 - pos] = e;  // reversed, as the rows of L
-        dsq[r] += e * e;
+        const int32_t q = quantize_value(static_cast<float>(d[pos]), scale[gi], zp[gi], qrange(p.groups[gi].dtype));
+        d[pos] -= static_cast<double>(dequantize_value(q, scale[gi], zp[gi]));
+        dsq[r] += d[pos] * d[pos];
       }
     }
     const auto tiles = tile_starts(count);
-    for (int64_t k0 = 0; k0 < k; k0 += 128) {
-      const int64_t k1 = std::min<int64_t>(k0 + 128, k);
-      multiply_tiles({d.data() + k0, ld}, {ws.row(k0), ws.ld}, k1 - k0, {y.data(), ld}, tiles, count, k1, false,
-                     Store::kAdd, p.avx2);
+    for (int64_t k0 = 0; k0 < k; k0 += kSteps) {
+      const int64_t k1 = std::min(k0 + kSteps, k);
+      multiply_tiles({rows.w.data() + k0, ld}, {r_factor.row(k0) + k0, r_factor.ld}, k1 - k0, {y.data() + k0, ld}, tiles,
+                     count, k - k0, false, Store::kAdd, p.avx2);
     }
     for (int64_t r = 0; r < count; ++r) {
       const double* yr = y.data() + r * ld;
-      double s = 0;
-      for (int64_t j = 0; j < k; ++j) s += yr[j] * yr[j];
-      row_loss[row0 + r] = s - lambda * dsq[r];
+      double sum = 0;
+      for (int64_t j = 0; j < k; ++j) sum += yr[j] * yr[j];
+      row_loss[row0 + r] = sum - lambda * dsq[r];
     }
   });
 }
 
-void quantize_rows(const Problem& p, const Output& out, const Layout& l, const Workspace& u, const uint8_t* dead,
+// GPTQ on R (H_d = R R^T, U = R^-1). With E = W - dequant(Q) (columns in order) and Err the
+// scaled errors err_i = (w~_i - q_i) / U[i][i] of the paper, E = Err U, i.e. Err = E R. After the
+// columns before p are quantized, the paper's right-looking updates have left column j >= p at
+//   w_j - sum_{i<p} err_i U[i][j] = w_j + sum_{p<=i<=j} S_i U[i][j],   S = E[:, :p] R[:p, :]
+// (expand err = E R and use R U = I). For j = p that is w_p + S_p / R[p][p]: so each block
+// [i1, i2) first gathers S = E[:, :i1] R[:i1, i1:i2] (one product per block: the lazy batch
+// update), then walks its columns, adding each new E_j R[j][j+1:i2] to S, and err_j =
+// (w~_j - q_j) R[j][j]. A dynamic group starting at p needs its columns as updated so far: S of
+// the group times the inverse of R's diagonal block over the group (its leading block of U). The
+// rows hold w and are overwritten by E as they go.
+void quantize_rows(const Problem& p, const Output& out, const Layout& l, const Workspace& rf, const uint8_t* dead,
                    double lambda, std::vector<double>& row_loss) {
   const int64_t k = p.cols, g = p.num_groups;
-  int64_t max_block = 0;
+  int64_t max_block = 0, max_group = 1;
   for (auto& b : l.blocks) max_block = std::max(max_block, b.second - b.first);
+  for (int64_t gi = 0; gi < g; ++gi) {
+    if (p.groups[gi].mode == GroupMode::kDynamic) max_group = std::max(max_group, l.end[gi] - l.start[gi]);
+  }
   for_row_chunks(p.rows, [&](int64_t row0, int64_t count) {
     Rows rows(k);
     rows.load(p, dead, row0, count);
     const int64_t ld = rows.ld;
-    std::vector<double> err(static_cast<size_t>(count * max_block));
+    std::vector<double> acc(static_cast<size_t>(count * max_block)), shift(static_cast<size_t>(max_group));
     std::vector<float> lo(g), hi(g);
     std::vector<double> err_sq(count, 0.0), diff_sq(count, 0.0);
     // Static qparams from the initial weights.
@@ -210,42 +223,49 @@ void quantize_rows(const Problem& p, const Output& out, const Layout& l, const W
     const auto tiles = tile_starts(count);
     for (const auto& [i1, i2] : l.blocks) {
       const int64_t nb = i2 - i1;
+      if (i1 == 0) std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t k0 = 0; k0 < i1; k0 += kSteps) {
+        multiply_tiles({rows.w.data() + k0, ld}, {rf.row(k0) + i1, rf.ld}, std::min(kSteps, i1 - k0), {acc.data(), nb},
+                       tiles, count, nb, false, k0 == 0 ? Store::kSet : Store::kAdd, p.avx2);
+      }
       for (int64_t r = 0; r < count; ++r) {
         const int64_t row = row0 + r;
         double* wr = rows.w.data() + r * ld;
-        double* er = err.data() + r * nb;
-        const float* src = p.w + row * k;
+        double* sr = acc.data() + r * nb;  // sr[pos - i1] for pos in [i1, i2)
         for (int64_t pos = i1; pos < i2; ++pos) {
           const int32_t gi = p.group_of[pos];
           const Group& gr = p.groups[gi];
           if (gr.mode == GroupMode::kDynamic && l.start[gi] == pos) {
+            // The weights of the group as updated by the columns before it: w_j + (S V)_j with
+            // V = inv(R[start:end, start:end]) (see above quantize_rows).
+            const int64_t len = l.end[gi] - pos;
+            const double* v = l.group_inverse[gi].data();
+            std::fill(shift.begin(), shift.begin() + len, 0.0);
+            for (int64_t i = 0; i < len; ++i) axpy_neg(shift.data() + i, v + i * len + i, -sr[pos + i - i1], len - i, p.avx2);
             float mn = std::numeric_limits<float>::infinity(), mx = -mn;
-            for (int64_t j = pos; j < l.end[gi]; ++j) {
-              float v = static_cast<float>(wr[j]);
-              mn = std::min(mn, v);
-              mx = std::max(mx, v);
+            for (int64_t j = 0; j < len; ++j) {
+              const float val = static_cast<float>(wr[pos + j] + shift[j]);
+              mn = std::min(mn, val);
+              mx = std::max(mx, val);
             }
-            QParams qp = choose_qparams(mn, mx, gr.dtype, gr.symmetric);
+            const QParams qp = choose_qparams(mn, mx, gr.dtype, gr.symmetric);
             out.scale[row * g + gi] = qp.scale;
             out.zero_point[row * g + gi] = qp.zero_point;
           }
           const float scale = out.scale[row * g + gi];
           const int32_t zp = out.zero_point[row * g + gi];
-          const int32_t q = quantize_value(static_cast<float>(wr[pos]), scale, zp, qrange(gr.dtype));
+          const double* rrow = rf.row(pos);
+          const double updated = wr[pos] + sr[pos - i1] / rrow[pos];
+          const int32_t q = quantize_value(static_cast<float>(updated), scale, zp, qrange(gr.dtype));
           const double deq = static_cast<double>(dequantize_value(q, scale, zp));
-          const double* urow = u.row(pos);
-          const double e = (wr[pos] - deq) / urow[pos];
-          er[pos - i1] = e;
+          const double e = (updated - deq) * rrow[pos];
           err_sq[r] += e * e;
-          const double w0 = dead[pos] ? 0.0 : static_cast<double>(src[p.order[pos]]);
-          diff_sq[r] += (w0 - deq) * (w0 - deq);
+          const double diff = wr[pos] - deq;  // E_j
+          diff_sq[r] += diff * diff;
+          wr[pos] = diff;
           out.q[row * k + p.order[pos]] = static_cast<uint8_t>(q);
-          axpy_neg(wr + pos + 1, urow + pos + 1, e, i2 - pos - 1, p.avx2);
+          axpy_neg(sr + (pos + 1 - i1), rrow + pos + 1, -diff, i2 - pos - 1, p.avx2);
         }
-      }
-      if (i2 < k) {
-        multiply_tiles({err.data(), nb}, {u.row(i1) + i2, u.ld}, nb, {rows.w.data() + i2, ld}, tiles, count, k - i2,
-                       false, Store::kSub, p.avx2);
       }
     }
     // trace(E H_d E^T) = ||err||^2 exactly (E = Err U and U H_d U^T = I); H = H_d - lambda I.
@@ -260,8 +280,7 @@ double ordered_sum(const std::vector<double>& v) {
 }
 
 // Factor of the Hessian in processing order; on failure the error names the original column.
-void factor(int64_t k, const int32_t* order, Workspace& ws, bool avx2,
-            const std::function<void(const Workspace&)>& between) {
+void factor(int64_t k, const int32_t* order, Workspace& ws, bool avx2) {
   try {
     cholesky_lower(ws, avx2);
   } catch (const NotPositiveDefinite& e) {
@@ -270,38 +289,59 @@ void factor(int64_t k, const int32_t* order, Workspace& ws, bool avx2,
                            std::to_string(col) + " is " + std::to_string(e.pivot) +
                            " (increase damp, or check that H is a Gram matrix X^T X)");
   }
-  if (between) between(ws);
-  invert_lower(ws, avx2);
   rotate_half_turn(ws);
 }
 
 }  // namespace
 
+// inv(R[s:e, s:e]) for every dynamic group (upper triangular, back substitution), in parallel.
+void invert_group_blocks(const Problem& p, Layout& l, const Workspace& rf) {
+  l.group_inverse.assign(p.num_groups, {});
+  parallel_for(p.num_groups, 1, [&](int64_t gb, int64_t ge, int) {
+    for (int64_t gi = gb; gi < ge; ++gi) {
+      if (p.groups[gi].mode != GroupMode::kDynamic) continue;
+      const int64_t s = l.start[gi], n = l.end[gi] - s;
+      std::vector<double>& x = l.group_inverse[gi];
+      x.assign(static_cast<size_t>(n * n), 0.0);
+      for (int64_t c = 0; c < n; ++c) {
+        x[c * n + c] = 1.0 / rf.row(s + c)[s + c];
+        for (int64_t i = c - 1; i >= 0; --i) {
+          const double* ri = rf.row(s + i) + s;
+          double acc = 0;
+          for (int64_t t = i + 1; t <= c; ++t) acc += ri[t] * x[t * n + c];
+          x[i * n + c] = -acc / ri[i];
+        }
+      }
+    }
+  });
+}
+
 Stats run(const Problem& p, const Output& out) {
-  const Layout l = layout(p);
+  Layout l = layout(p);
   const int64_t k = p.cols;
   Workspace ws(k);
   std::vector<uint8_t> dead(k);
   HessianInfo info = load_hessian(p.h, k, p.order, p.damp, ws, dead.data());
   std::vector<double> row_loss(p.rows);
   double loss_rtn = std::numeric_limits<double>::quiet_NaN();
-  factor(k, p.order, ws, p.avx2, [&](const Workspace& lower) {
-    if (!p.rtn_loss) return;
-    rtn_loss(p, out, lower, dead.data(), info.lambda, row_loss);
+  factor(k, p.order, ws, p.avx2);
+  if (p.rtn_loss) {
+    rtn_loss(p, out, ws, dead.data(), info.lambda, row_loss);
     loss_rtn = ordered_sum(row_loss);
-  });
+  }
+  invert_group_blocks(p, l, ws);
   quantize_rows(p, out, l, ws, dead.data(), info.lambda, row_loss);
   return {loss_rtn, ordered_sum(row_loss), info.lambda, info.dead};
 }
 
-Stats inverse_factor(const double* h, int64_t cols, const int32_t* order, double damp, double* u, bool avx2) {
+Stats hessian_factor(const double* h, int64_t cols, const int32_t* order, double damp, double* r, bool avx2) {
   if (cols < 1) throw std::invalid_argument("gptq: empty problem");
   check_order(order, cols);
   Workspace ws(cols);
   std::vector<uint8_t> dead(cols);
   HessianInfo info = load_hessian(h, cols, order, damp, ws, dead.data());
-  factor(cols, order, ws, avx2, nullptr);
-  for (int64_t i = 0; i < cols; ++i) std::copy(ws.row(i), ws.row(i) + cols, u + i * cols);
+  factor(cols, order, ws, avx2);
+  for (int64_t i = 0; i < cols; ++i) std::copy(ws.row(i), ws.row(i) + cols, r + i * cols);
   return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(), info.lambda, info.dead};
 }
 

@@ -6,14 +6,16 @@
 //   q = quantize_value(float(w_p), scale, zeroPoint)       (the semantics of quant_math.h)
 //   err = (w_p - dequantize_value(q)) / U[p][p]
 //   w[p+1:] -= err * U[p][p+1:]
-// with U = cholesky(inverse(H_d)) upper (factor.h). The updates of columns outside the current
-// block of blockSize columns are deferred and applied as one rank-blockSize product per block (the
-// paper's lazy batch updates). Blocks end early where a group whose qparams are computed from the
-// updated weights would start inside a block and reach past its end, so those qparams always see
-// fully updated weights: the integers equal those of the unblocked algorithm (up to float64
-// rounding differences of the order of 1e-16 relative in the weights).
+// with U = cholesky(inverse(H_d)) upper. It is computed in the equivalent left-looking form on R,
+// H_d = R R^T, U = R^-1 (factor.h, gptq.cc): the contributions of the columns before a block of
+// blockSize columns come in as one product per block (the paper's lazy batch updates), those within
+// the block column by column. Every group whose qparams come from the updated weights lies within
+// one block (blocks end early before such a group that would cross their end, and grow to hold one
+// longer than blockSize), so its qparams see the updates of every column before it: the integers
+// equal those of the unblocked algorithm, whatever blockSize (up to float64 rounding differences
+// of the order of 1e-16 relative in the weights).
 //
-// Everything is float64. Rows are independent given U, so they are split between threads; results
+// Everything is float64. Rows are independent given R, so they are split between threads; results
 // do not depend on the thread count.
 #pragma once
 #include <cstdint>
@@ -25,8 +27,8 @@ namespace qarvd::gptq {
 // How a group's scale and zero point are obtained.
 enum class GroupMode : int {
   kGiven = 0,    // read from the scale / zero_point arrays
-  kDynamic = 1,  // min/max of its (updated) weights when its first column is reached; its columns
-                 // must be consecutive in the processing order
+  kDynamic = 1,  // min/max of its weights as updated by every column before it, when its first column
+                 // is reached; its columns must be consecutive in the processing order
   kStatic = 2,   // min/max of the initial weights (dead columns zeroed), before anything is quantized
 };
 
@@ -67,8 +69,8 @@ struct Stats {
 // H + lambda I is not positive definite.
 Stats run(const Problem& p, const Output& out);
 
-// U = cholesky(inverse(H_d)) for H with columns in `order`: u is [cols, cols] row-major (upper, the
-// strict lower part zero), positions in processing order.
-Stats inverse_factor(const double* h, int64_t cols, const int32_t* order, double damp, double* u, bool avx2);
+// R with H_d = R R^T (upper, so that U = cholesky(inverse(H_d)) = R^-1) for H with columns in
+// `order`: r is [cols, cols] row-major with the strict lower part zero, positions in processing order.
+Stats hessian_factor(const double* h, int64_t cols, const int32_t* order, double damp, double* r, bool avx2);
 
 }  // namespace qarvd::gptq

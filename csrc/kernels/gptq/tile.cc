@@ -56,53 +56,62 @@ __attribute__((target("avx2,fma"))) inline __m256d store_op(__m256d old, __m256d
   return acc;
 }
 
+// Accumulators are named variables (GCC spills arrays of vectors to the stack on every step).
+#define QARVD_GPTQ_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 template <int MR>
 __attribute__((target("avx2,fma"))) void tile_avx2(ConstMat a, ConstMat b, int64_t kk, Mat c, int nr, Store op) {
-  __m256d acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_pd();
-  const double* ap[MR];
-  for (int i = 0; i < MR; ++i) ap[i] = a.p + i * a.ld;
+#define DECL(i) __m256d c##i##0 = _mm256_setzero_pd(), c##i##1 = _mm256_setzero_pd(); \
+  const double* a##i = a.p + (i < MR ? i : 0) * a.ld;
+  QARVD_GPTQ_ROWS(DECL)
+#undef DECL
+#define STEP(i)                                          \
+  if constexpr (i < MR) {                                \
+    __m256d av = _mm256_broadcast_sd(a##i + t);          \
+    c##i##0 = _mm256_fmadd_pd(av, b0, c##i##0);          \
+    c##i##1 = _mm256_fmadd_pd(av, b1, c##i##1);          \
+  }
   const double* bt = b.p;
   if (nr == kNr) {
     for (int64_t t = 0; t < kk; ++t, bt += b.ld) {
       __m256d b0 = _mm256_loadu_pd(bt), b1 = _mm256_loadu_pd(bt + 4);
-      for (int i = 0; i < MR; ++i) {
-        __m256d av = _mm256_broadcast_sd(ap[i] + t);
-        acc0[i] = _mm256_fmadd_pd(av, b0, acc0[i]);
-        acc1[i] = _mm256_fmadd_pd(av, b1, acc1[i]);
-      }
+      QARVD_GPTQ_ROWS(STEP)
     }
   } else {
     // Masked loads never touch memory past the last column (B may end there).
     __m256i m0 = lane_mask(std::min(nr, 4)), m1 = lane_mask(std::max(nr - 4, 0));
     for (int64_t t = 0; t < kk; ++t, bt += b.ld) {
       __m256d b0 = _mm256_maskload_pd(bt, m0), b1 = _mm256_maskload_pd(bt + 4, m1);
-      for (int i = 0; i < MR; ++i) {
-        __m256d av = _mm256_broadcast_sd(ap[i] + t);
-        acc0[i] = _mm256_fmadd_pd(av, b0, acc0[i]);
-        acc1[i] = _mm256_fmadd_pd(av, b1, acc1[i]);
-      }
+      QARVD_GPTQ_ROWS(STEP)
     }
   }
+#undef STEP
+  const bool load = op == Store::kAdd || op == Store::kSub;
   if (nr == kNr) {
-    for (int i = 0; i < MR; ++i) {
-      double* ci = c.p + i * c.ld;
-      bool load = op == Store::kAdd || op == Store::kSub;
-      __m256d o0 = load ? _mm256_loadu_pd(ci) : _mm256_setzero_pd();
-      __m256d o1 = load ? _mm256_loadu_pd(ci + 4) : _mm256_setzero_pd();
-      _mm256_storeu_pd(ci, store_op(o0, acc0[i], op));
-      _mm256_storeu_pd(ci + 4, store_op(o1, acc1[i], op));
-    }
+#define STORE(i)                                                                 \
+  if constexpr (i < MR) {                                                        \
+    double* ci = c.p + i * c.ld;                                                 \
+    __m256d o0 = load ? _mm256_loadu_pd(ci) : _mm256_setzero_pd();               \
+    __m256d o1 = load ? _mm256_loadu_pd(ci + 4) : _mm256_setzero_pd();           \
+    _mm256_storeu_pd(ci, store_op(o0, c##i##0, op));                             \
+    _mm256_storeu_pd(ci + 4, store_op(o1, c##i##1, op));                         \
+  }
+    QARVD_GPTQ_ROWS(STORE)
+#undef STORE
   } else {
     __m256i m0 = lane_mask(std::min(nr, 4)), m1 = lane_mask(std::max(nr - 4, 0));
-    for (int i = 0; i < MR; ++i) {
-      double* ci = c.p + i * c.ld;
-      __m256d o0 = _mm256_maskload_pd(ci, m0), o1 = _mm256_maskload_pd(ci + 4, m1);
-      _mm256_maskstore_pd(ci, m0, store_op(o0, acc0[i], op));
-      _mm256_maskstore_pd(ci + 4, m1, store_op(o1, acc1[i], op));
-    }
+#define STORE(i)                                                                 \
+  if constexpr (i < MR) {                                                        \
+    double* ci = c.p + i * c.ld;                                                 \
+    __m256d o0 = _mm256_maskload_pd(ci, m0), o1 = _mm256_maskload_pd(ci + 4, m1); \
+    _mm256_maskstore_pd(ci, m0, store_op(o0, c##i##0, op));                      \
+    _mm256_maskstore_pd(ci + 4, m1, store_op(o1, c##i##1, op));                  \
+  }
+    QARVD_GPTQ_ROWS(STORE)
+#undef STORE
   }
 }
+#undef QARVD_GPTQ_ROWS
 
 }  // namespace
 
@@ -131,16 +140,44 @@ void tile(ConstMat a, ConstMat b, int64_t kk, Mat c, int mr, int nr, Store op, b
 
 void multiply_tiles(ConstMat a, ConstMat b, int64_t kk, Mat c, const std::vector<int64_t>& tile_rows, int64_t rows,
                     int64_t cols, bool lower, Store op, bool avx2) {
-  if (cols <= 0 || tile_rows.empty()) return;
+  if (cols <= 0 || tile_rows.empty() || kk <= 0) {
+    if (kk <= 0 && (op == Store::kSet || op == Store::kSetNeg)) {
+      for (int64_t r0 : tile_rows) {
+        for (int64_t i = r0; i < std::min(rows, r0 + kMr); ++i) std::fill(c.p + i * c.ld, c.p + i * c.ld + cols, 0.0);
+      }
+    }
+    return;
+  }
+  int64_t reach = cols;  // last column any tile needs
+  if (lower) {
+    reach = 0;
+    for (int64_t r0 : tile_rows) reach = std::max(reach, std::min(cols, r0 + kMr));
+  }
+  // B is copied into panels of kNr columns, each kk x kNr contiguous (zero padded): the tiles then
+  // read it sequentially instead of one row per page.
   const int64_t nc = chunk_cols(kk);
-  for (int64_t c0 = 0; c0 < cols; c0 += nc) {
-    const int64_t c1 = std::min(c0 + nc, cols);
+  // Reused across calls on a thread (no zero fill: every panel is written before it is read).
+  thread_local std::vector<double> panels;
+  if (panels.size() < static_cast<size_t>(kk * nc)) panels.resize(static_cast<size_t>(kk * nc));
+  for (int64_t c0 = 0; c0 < reach; c0 += nc) {
+    const int64_t c1 = std::min(c0 + nc, reach);
+    const int64_t np = (c1 - c0 + kNr - 1) / kNr;
+    for (int64_t t = 0; t < kk; ++t) {
+      const double* src = b.p + t * b.ld + c0;
+      for (int64_t q = 0; q < np; ++q) {
+        double* dst = panels.data() + (q * kk + t) * kNr;
+        const int64_t w = std::min<int64_t>(kNr, c1 - c0 - q * kNr);
+        for (int64_t j = 0; j < w; ++j) dst[j] = src[q * kNr + j];
+        for (int64_t j = w; j < kNr; ++j) dst[j] = 0.0;
+      }
+    }
     for (int64_t r0 : tile_rows) {
       const int mr = static_cast<int>(std::min<int64_t>(kMr, rows - r0));
       const int64_t end = lower ? std::min(c1, r0 + mr) : c1;
       for (int64_t j = c0; j < end; j += kNr) {
         const int nr = static_cast<int>(std::min<int64_t>(kNr, cols - j));
-        tile({a.p + r0 * a.ld, a.ld}, {b.p + j, b.ld}, kk, {c.p + r0 * c.ld + j, c.ld}, mr, nr, op, avx2);
+        const double* panel = panels.data() + ((j - c0) / kNr) * kk * kNr;
+        tile({a.p + r0 * a.ld, a.ld}, {panel, kNr}, kk, {c.p + r0 * c.ld + j, c.ld}, mr, nr, op, avx2);
       }
     }
   }

@@ -92,7 +92,23 @@ Napi::Value HessianFactor(const Napi::CallbackInfo& info) {
   });
 }
 
+// (h, cols, tol, outIssue[3]): kind, i, j of the first problem (kind 0: none). Synchronous.
+Napi::Value CheckHessian(const Napi::CallbackInfo& info) {
+  auto h = typed_array<double>(info, 0, "h");
+  int64_t cols = integer(info, 1, "cols");
+  double tol = number(info, 2, "tol");
+  auto out = typed_array<double>(info, 3, "outIssue");
+  require(info, cols >= 1 && static_cast<int64_t>(h.length) == cols * cols, "h length must equal cols * cols");
+  require(info, out.length >= 3, "outIssue needs three elements");
+  qarvd::gptq::HessianIssue issue = qarvd::gptq::check_hessian(h.data, cols, tol);
+  out.data[0] = issue.kind;
+  out.data[1] = static_cast<double>(issue.i);
+  out.data[2] = static_cast<double>(issue.j);
+  return info.Env().Undefined();
+}
+
 void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("gptqCheckHessian", Napi::Function::New(env, CheckHessian, "gptqCheckHessian"));
   exports.Set("gptqRun", Napi::Function::New(env, Run, "gptqRun"));
   exports.Set("gptqHessianFactor", Napi::Function::New(env, HessianFactor, "gptqHessianFactor"));
 }

@@ -6,6 +6,7 @@ import type { Scheme } from '../primitives/qparams.js';
 import { describe, expectBoolean, expectFiniteNumber, expectInteger } from '../util/validate.js';
 import { expectDType, expectFinite, expectFloatTensor, expectScheme, options } from './checks.js';
 import { Gram } from './gram.js';
+import { native } from '../native/binding.js';
 
 /** Largest K accepted (the limit of Gram). */
 export const MAX_GPTQ_COLS = 65536;
@@ -67,29 +68,15 @@ export function expectHessian(value: unknown, k: number): Float64Array {
     throw new TypeError(`Expected a Float64Array or a Gram for H but received ${describe(value)}`);
   }
   if (h.length !== k * k) throw new RangeError(`Expected H to have ${k} x ${k} = ${k * k} elements (w has ${k} input features) but received ${h.length}`);
-  for (let i = 0; i < k; i++) {
-    const d = h[i * k + i];
-    if (!Number.isFinite(d)) throw new RangeError(`Expected finite values in H but H[${i}, ${i}] is ${d}`);
-    if (d < 0) throw new RangeError(`Expected H to have a non-negative diagonal (a Gram matrix) but H[${i}, ${i}] is ${d}`);
+  const issue = new Float64Array(3);
+  native<{ gptqCheckHessian(h: Float64Array, cols: number, tol: number, outIssue: Float64Array): void }>().gptqCheckHessian(h, k, SYMMETRY_TOLERANCE, issue);
+  const [kind, i, j] = issue;
+  const at = (a: number, b: number) => h[a * k + b];
+  if (kind === 1) {
+    throw new RangeError(i === j ? `Expected finite values in H but H[${i}, ${i}] is ${at(i, i)}` : `Expected finite values in H but H[${i}, ${j}] is ${at(i, j)} and H[${j}, ${i}] is ${at(j, i)}`);
   }
-  // Blocked so that both H[i, j] and H[j, i] stay in cache.
-  const B = 64;
-  for (let ib = 0; ib < k; ib += B) {
-    for (let jb = 0; jb <= ib; jb += B) {
-      for (let i = ib; i < Math.min(ib + B, k); i++) {
-        const jEnd = Math.min(jb + B, i);
-        for (let j = jb; j < jEnd; j++) {
-          const a = h[i * k + j];
-          const b = h[j * k + i];
-          if (!Number.isFinite(a) || !Number.isFinite(b)) {
-            throw new RangeError(`Expected finite values in H but H[${i}, ${j}] is ${a} and H[${j}, ${i}] is ${b}`);
-          }
-          const tol = SYMMETRY_TOLERANCE * Math.max(Math.abs(a), Math.abs(b), Math.sqrt(h[i * k + i] * h[j * k + j]));
-          if (Math.abs(a - b) > tol) throw new RangeError(`Expected a symmetric H but H[${i}, ${j}] = ${a} and H[${j}, ${i}] = ${b}`);
-        }
-      }
-    }
-  }
+  if (kind === 2) throw new RangeError(`Expected H to have a non-negative diagonal (a Gram matrix) but H[${i}, ${i}] is ${at(i, i)}`);
+  if (kind === 3) throw new RangeError(`Expected a symmetric H but H[${i}, ${j}] = ${at(i, j)} and H[${j}, ${i}] = ${at(j, i)}`);
   return h;
 }
 

@@ -500,6 +500,21 @@ t.test('bad input: TypeError or RangeError naming the argument', async (t) => {
     ['options not an object', () => gptqSync(w, h, 5 as never), TypeError, /options/],
   ];
   for (const [name, fn, cls, re] of cases) throwsLike(t, fn, cls, re, name);
+  // The first problem in row-major order (i > j) is the one reported, across 64 x 64 blocks.
+  const k2 = 200;
+  const big = gramOf(correlated(400, k2, 20, 93), 400, k2);
+  const w3 = new Tensor('float32', [2, k2], gaussian(2 * k2, 94));
+  const spoil = (h: Float64Array, i: number, j: number, v: number) => {
+    const c = h.slice();
+    c[i * k2 + j] = v;
+    return c;
+  };
+  throwsLike(t, () => gptqSync(w3, spoil(big, 150, 3, 1e3)), RangeError, /symmetric H but H\[150, 3\]/, 'asymmetry named');
+  const two = spoil(spoil(big, 190, 100, NaN), 170, 120, 1e3);
+  throwsLike(t, () => gptqSync(w3, two), RangeError, /symmetric H but H\[170, 120\]/, 'the first of two problems');
+  throwsLike(t, () => gptqSync(w3, spoil(big, 3, 199, NaN)), RangeError, /finite values in H but H\[199, 3\] is [-0-9.e]+ and H\[3, 199\] is NaN/, 'NaN above the diagonal');
+  throwsLike(t, () => gptqSync(w3, spoil(big, 5, 6, 1e300)), RangeError, /symmetric H/, 'huge entry against a small one');
+  t.doesNotThrow(() => gptqSync(w3, spoil(big, 150, 3, big[3 * k2 + 150] * (1 + 1e-7))), 'asymmetry within 1e-6 is accepted');
   // Not positive definite even after damping: a matrix with a negative eigenvalue.
   const bad = new Float64Array([1, 2, 2, 1]);
   const w2 = new Tensor('float32', [1, 2], new Float32Array([0.3, -0.2]));

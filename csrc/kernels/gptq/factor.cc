@@ -11,7 +11,7 @@
 namespace qarvd::gptq {
 namespace {
 
-constexpr int64_t kNb = 128;  // block of the factorizations: their updates are rank-128 products
+constexpr int64_t kNb = 128;  // block of the factorization: its updates are rank-128 products
 
 // Rows [k1, k) of a lower-triangular step, split in contiguous parts.
 template <typename Fn>

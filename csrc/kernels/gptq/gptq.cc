@@ -14,7 +14,7 @@
 namespace qarvd::gptq {
 namespace {
 
-constexpr int64_t kChunkRows = 96;  // rows taken through all blocks together (16 row tiles)
+constexpr int64_t kChunkRows = 192;  // rows taken through all blocks together (32 row tiles)
 constexpr int64_t kSteps = 256;     // shared-index length of one product call (its B stays in L2)
 
 struct Layout {
@@ -87,12 +87,22 @@ template <typename Value, typename Want>
 void ranges(const int32_t* group_of, int64_t k, Value value, Want want, float* lo, float* hi, int64_t g) {
   std::fill(lo, lo + g, std::numeric_limits<float>::infinity());
   std::fill(hi, hi + g, -std::numeric_limits<float>::infinity());
-  for (int64_t pos = 0; pos < k; ++pos) {
-    int32_t gi = group_of[pos];
-    if (!want(gi)) continue;
-    float v = value(pos);
-    lo[gi] = std::min(lo[gi], v);
-    hi[gi] = std::max(hi[gi], v);
+  // Runs of one group are folded in registers (per channel the whole row is one run).
+  for (int64_t pos = 0; pos < k;) {
+    const int32_t gi = group_of[pos];
+    int64_t end = pos + 1;
+    while (end < k && group_of[end] == gi) ++end;
+    if (want(gi)) {
+      float mn = lo[gi], mx = hi[gi];
+      for (int64_t j = pos; j < end; ++j) {
+        const float v = value(j);
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
+      }
+      lo[gi] = mn;
+      hi[gi] = mx;
+    }
+    pos = end;
   }
 }
 
@@ -228,16 +238,23 @@ void quantize_rows(const Problem& p, const Output& out, const Layout& l, const W
         multiply_tiles({rows.w.data() + k0, ld}, {rf.row(k0) + i1, rf.ld}, std::min(kSteps, i1 - k0), {acc.data(), nb},
                        tiles, count, nb, false, k0 == 0 ? Store::kSet : Store::kAdd, p.avx2);
       }
-      for (int64_t r = 0; r < count; ++r) {
-        const int64_t row = row0 + r;
-        double* wr = rows.w.data() + r * ld;
-        double* sr = acc.data() + r * nb;  // sr[pos - i1] for pos in [i1, i2)
-        for (int64_t pos = i1; pos < i2; ++pos) {
-          const int32_t gi = p.group_of[pos];
-          const Group& gr = p.groups[gi];
-          if (gr.mode == GroupMode::kDynamic && l.start[gi] == pos) {
-            // The weights of the group as updated by the columns before it: w_j + (S V)_j with
-            // V = inv(R[start:end, start:end]) (see above quantize_rows).
+      // Column by column, all rows of the chunk at each column: the rows' dependency chains
+      // (divide, round, update) are independent, so they overlap.
+      for (int64_t pos = i1; pos < i2; ++pos) {
+        const int32_t gi = p.group_of[pos];
+        const Group& gr = p.groups[gi];
+        const QRange range = qrange(gr.dtype);
+        const bool group_start = gr.mode == GroupMode::kDynamic && l.start[gi] == pos;
+        const double* rrow = rf.row(pos);
+        const double rpp = rrow[pos];
+        const int32_t col = p.order[pos];
+        for (int64_t r = 0; r < count; ++r) {
+          const int64_t row = row0 + r;
+          double* wr = rows.w.data() + r * ld;
+          double* sr = acc.data() + r * nb;  // sr[j - i1] for j in [i1, i2)
+          if (group_start) {
+            // The group's weights as updated by the columns before it: w_j + (S V)_j with
+            // V = inv(R[start:end, start:end]) (see above).
             const int64_t len = l.end[gi] - pos;
             const double* v = l.group_inverse[gi].data();
             std::fill(shift.begin(), shift.begin() + len, 0.0);
@@ -254,16 +271,15 @@ void quantize_rows(const Problem& p, const Output& out, const Layout& l, const W
           }
           const float scale = out.scale[row * g + gi];
           const int32_t zp = out.zero_point[row * g + gi];
-          const double* rrow = rf.row(pos);
-          const double updated = wr[pos] + sr[pos - i1] / rrow[pos];
-          const int32_t q = quantize_value(static_cast<float>(updated), scale, zp, qrange(gr.dtype));
+          const double updated = wr[pos] + sr[pos - i1] / rpp;
+          const int32_t q = quantize_value(static_cast<float>(updated), scale, zp, range);
           const double deq = static_cast<double>(dequantize_value(q, scale, zp));
-          const double e = (updated - deq) * rrow[pos];
+          const double e = (updated - deq) * rpp;
           err_sq[r] += e * e;
           const double diff = wr[pos] - deq;  // E_j
           diff_sq[r] += diff * diff;
           wr[pos] = diff;
-          out.q[row * k + p.order[pos]] = static_cast<uint8_t>(q);
+          out.q[row * k + col] = static_cast<uint8_t>(q);
           axpy_neg(sr + (pos + 1 - i1), rrow + pos + 1, -diff, i2 - pos - 1, p.avx2);
         }
       }
@@ -343,6 +359,66 @@ Stats hessian_factor(const double* h, int64_t cols, const int32_t* order, double
   factor(cols, order, ws, avx2);
   for (int64_t i = 0; i < cols; ++i) std::copy(ws.row(i), ws.row(i) + cols, r + i * cols);
   return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(), info.lambda, info.dead};
+}
+
+}  // namespace qarvd::gptq
+
+namespace qarvd::gptq {
+
+HessianIssue check_hessian(const double* h, int64_t k, double tol) {
+  for (int64_t i = 0; i < k; ++i) {
+    const double d = h[i * k + i];
+    if (!std::isfinite(d)) return {HessianIssue::kNotFinite, i, i};
+    if (d < 0) return {HessianIssue::kNegativeDiagonal, i, i};
+  }
+  // Blocks of 64 x 64 below the diagonal, so that H[i][j] and H[j][i] both stay in cache; every part
+  // keeps the first issue (row-major) of its block rows, and the first part with one wins.
+  constexpr int64_t B = 64;
+  // Finite entries square below infinity; larger ones are checked exactly on the slow path.
+  constexpr double kHuge = 1e150;
+  const double tol2 = tol * tol;
+  const int64_t block_rows = (k + B - 1) / B;
+  std::vector<HessianIssue> found(static_cast<size_t>(block_rows), {HessianIssue::kOk, 0, 0});
+  parallel_for(block_rows, 1, [&](int64_t bb, int64_t be, int) {
+    for (int64_t b = bb; b < be; ++b) {
+      HessianIssue first{HessianIssue::kOk, k, k};
+      const int64_t i0 = b * B, i1 = std::min(k, i0 + B);
+      for (int64_t j0 = 0; j0 <= i0; j0 += B) {
+        for (int64_t i = i0; i < i1 && i <= first.i; ++i) {
+          const int64_t j1 = std::min(j0 + B, i);
+          const double dii = h[i * k + i];
+          // Squared comparison (no sqrt): a NaN or infinite pair fails `ok` and is sorted out below.
+          bool bad = false;
+          for (int64_t j = j0; j < j1; ++j) {
+            const double a = h[i * k + j], c = h[j * k + i], diff = a - c;
+            const double scale2 = std::max(std::max(a * a, c * c), dii * h[j * k + j]);
+            const bool ok = diff * diff <= tol2 * scale2 && std::fabs(a) < kHuge && std::fabs(c) < kHuge;
+            bad |= !ok;
+          }
+          if (!bad) continue;
+          for (int64_t j = j0; j < j1; ++j) {
+            const double a = h[i * k + j], c = h[j * k + i];
+            HessianIssue::Kind kind = HessianIssue::kOk;
+            if (!std::isfinite(a) || !std::isfinite(c)) {
+              kind = HessianIssue::kNotFinite;
+            } else {
+              const double scale = std::max({std::fabs(a), std::fabs(c), std::sqrt(h[i * k + i] * h[j * k + j])});
+              if (std::fabs(a - c) > tol * scale) kind = HessianIssue::kAsymmetric;
+            }
+            if (kind != HessianIssue::kOk && (i < first.i || (i == first.i && j < first.j))) {
+              first = {kind, i, j};
+              break;
+            }
+          }
+        }
+      }
+      found[b] = first;
+    }
+  });
+  for (const HessianIssue& f : found) {
+    if (f.kind != HessianIssue::kOk) return f;
+  }
+  return {HessianIssue::kOk, 0, 0};
 }
 
 }  // namespace qarvd::gptq

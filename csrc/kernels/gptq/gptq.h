@@ -69,6 +69,16 @@ struct Stats {
 // H + lambda I is not positive definite.
 Stats run(const Problem& p, const Output& out);
 
+// What check_hessian found: the first offending entry in row-major order (i >= j), or kind kOk.
+struct HessianIssue {
+  enum Kind : int { kOk = 0, kNotFinite = 1, kNegativeDiagonal = 2, kAsymmetric = 3 } kind;
+  int64_t i, j;
+};
+
+// Checks H (k x k) for finite entries, a non-negative diagonal and symmetry:
+// |H_ij - H_ji| <= tol * max(|H_ij|, |H_ji|, sqrt(H_ii H_jj)). Parallel; used for validation.
+HessianIssue check_hessian(const double* h, int64_t k, double tol);
+
 // R with H_d = R R^T (upper, so that U = cholesky(inverse(H_d)) = R^-1) for H with columns in
 // `order`: r is [cols, cols] row-major with the strict lower part zero, positions in processing order.
 Stats hessian_factor(const double* h, int64_t cols, const int32_t* order, double damp, double* r, bool avx2);

@@ -109,8 +109,8 @@ void ranges(const int32_t* group_of, int64_t k, Value value, Want want, float* l
 // Per-row state of one thread: rows of the chunk in position order.
 struct Rows {
   int64_t ld;
-  std::vector<double> w;  // [kChunkRows, ld]
-  explicit Rows(int64_t k) : ld(padded_stride(k)), w(static_cast<size_t>(kChunkRows * ld)) {}
+  std::vector<double> w;  // [count, ld]
+  Rows(int64_t k, int64_t count) : ld(padded_stride(k)), w(static_cast<size_t>(count * ld)) {}
   // Initial weights of `count` rows from `row0`, permuted, dead columns zeroed.
   void load(const Problem& p, const uint8_t* dead, int64_t row0, int64_t count) {
     for (int64_t r = 0; r < count; ++r) {
@@ -121,7 +121,7 @@ struct Rows {
   }
 };
 
-// Calls fn(row0, count, thread scratch) for chunks of at most kChunkRows rows, in parallel.
+// Calls fn(row0, count) for chunks of at most kChunkRows rows, the parts in parallel.
 template <typename Fn>
 void for_row_chunks(int64_t rows, Fn&& fn) {
   const int64_t tiles = (rows + kMr - 1) / kMr;
@@ -161,7 +161,7 @@ void rtn_loss(const Problem& p, const Output& out, const Workspace& r_factor, co
               std::vector<double>& row_loss) {
   const int64_t k = p.cols, g = p.num_groups;
   for_row_chunks(p.rows, [&](int64_t row0, int64_t count) {
-    Rows rows(k);
+    Rows rows(k, count);
     rows.load(p, dead, row0, count);
     const int64_t ld = rows.ld;
     std::vector<double> y(static_cast<size_t>(count * ld), 0.0);
@@ -212,10 +212,10 @@ void quantize_rows(const Problem& p, const Output& out, const Layout& l, const W
     if (p.groups[gi].mode == GroupMode::kDynamic) max_group = std::max(max_group, l.end[gi] - l.start[gi]);
   }
   for_row_chunks(p.rows, [&](int64_t row0, int64_t count) {
-    Rows rows(k);
+    Rows rows(k, count);
     rows.load(p, dead, row0, count);
     const int64_t ld = rows.ld;
-    std::vector<double> acc(static_cast<size_t>(count * max_block)), shift(static_cast<size_t>(max_group));
+    std::vector<double> acc(static_cast<size_t>(count * max_block)), shift(static_cast<size_t>(count * max_group));
     std::vector<float> lo(g), hi(g);
     std::vector<double> err_sq(count, 0.0), diff_sq(count, 0.0);
     // Static qparams from the initial weights.
@@ -248,27 +248,34 @@ void quantize_rows(const Problem& p, const Output& out, const Layout& l, const W
         const double* rrow = rf.row(pos);
         const double rpp = rrow[pos];
         const int32_t col = p.order[pos];
-        for (int64_t r = 0; r < count; ++r) {
-          const int64_t row = row0 + r;
-          double* wr = rows.w.data() + r * ld;
-          double* sr = acc.data() + r * nb;  // sr[j - i1] for j in [i1, i2)
-          if (group_start) {
-            // The group's weights as updated by the columns before it: w_j + (S V)_j with
-            // V = inv(R[start:end, start:end]) (see above).
-            const int64_t len = l.end[gi] - pos;
-            const double* v = l.group_inverse[gi].data();
-            std::fill(shift.begin(), shift.begin() + len, 0.0);
-            for (int64_t i = 0; i < len; ++i) axpy_neg(shift.data() + i, v + i * len + i, -sr[pos + i - i1], len - i, p.avx2);
+        if (group_start) {
+          // The group's weights as updated by the columns before it: w_j + (S V)_j with
+          // V = inv(R[start:end, start:end]) (see above), for all rows at once.
+          const int64_t len = l.end[gi] - pos;
+          if (pos == 0) {
+            std::fill(shift.begin(), shift.begin() + count * len, 0.0);  // nothing quantized yet
+          } else {
+            multiply_tiles({acc.data() + (pos - i1), nb}, {l.group_inverse[gi].data(), len}, len, {shift.data(), len},
+                           tiles, count, len, false, Store::kSet, p.avx2);
+          }
+          for (int64_t r = 0; r < count; ++r) {
+            const double* wr = rows.w.data() + r * ld + pos;
+            const double* sh = shift.data() + r * len;
             float mn = std::numeric_limits<float>::infinity(), mx = -mn;
             for (int64_t j = 0; j < len; ++j) {
-              const float val = static_cast<float>(wr[pos + j] + shift[j]);
+              const float val = static_cast<float>(wr[j] + sh[j]);
               mn = std::min(mn, val);
               mx = std::max(mx, val);
             }
             const QParams qp = choose_qparams(mn, mx, gr.dtype, gr.symmetric);
-            out.scale[row * g + gi] = qp.scale;
-            out.zero_point[row * g + gi] = qp.zero_point;
+            out.scale[(row0 + r) * g + gi] = qp.scale;
+            out.zero_point[(row0 + r) * g + gi] = qp.zero_point;
           }
+        }
+        for (int64_t r = 0; r < count; ++r) {
+          const int64_t row = row0 + r;
+          double* wr = rows.w.data() + r * ld;
+          double* sr = acc.data() + r * nb;  // sr[j - i1] for j in [i1, i2)
           const float scale = out.scale[row * g + gi];
           const int32_t zp = out.zero_point[row * g + gi];
           const double updated = wr[pos] + sr[pos - i1] / rpp;
@@ -308,8 +315,6 @@ void factor(int64_t k, const int32_t* order, Workspace& ws, bool avx2) {
   rotate_half_turn(ws);
 }
 
-}  // namespace
-
 // inv(R[s:e, s:e]) for every dynamic group (upper triangular, back substitution), in parallel.
 void invert_group_blocks(const Problem& p, Layout& l, const Workspace& rf) {
   l.group_inverse.assign(p.num_groups, {});
@@ -331,6 +336,8 @@ void invert_group_blocks(const Problem& p, Layout& l, const Workspace& rf) {
     }
   });
 }
+
+}  // namespace
 
 Stats run(const Problem& p, const Output& out) {
   Layout l = layout(p);
@@ -360,10 +367,6 @@ Stats hessian_factor(const double* h, int64_t cols, const int32_t* order, double
   for (int64_t i = 0; i < cols; ++i) std::copy(ws.row(i), ws.row(i) + cols, r + i * cols);
   return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(), info.lambda, info.dead};
 }
-
-}  // namespace qarvd::gptq
-
-namespace qarvd::gptq {
 
 HessianIssue check_hessian(const double* h, int64_t k, double tol) {
   for (int64_t i = 0; i < k; ++i) {

@@ -217,11 +217,13 @@ function finish(c: Call): GptqResult {
  * longer visited together, so group qparams come from the initial weights ("static groups").
  * groupSize must divide the number of columns (of each segment in the dual mode), as the perGroup
  * granularity of the GEMM layers requires; a group longer than blockSize is done as one block.
+ * The schemes are those of qparamsFromRange: symmetric int4 uses [-7, 7] with scale amax / 7 (the
+ * reference's GPTQ quantizer uses all 16 levels with scale 2 amax / 15 instead).
  *
  * Throws a RangeError naming H when `H + lambda I` is not positive definite (raise damp). H is only
  * checked for symmetry to a relative 1e-6; the entry used for columns i, j is the one in the row of
  * the column quantized first. Memory: about `8 K^2` bytes of workspace besides H. Runs off the event
- * loop; do not modify w or H until it settles.
+ * loop; do not modify w or H (or accumulate into the Gram) until it settles.
  *
  * @example
  * const g = new Gram(K);

@@ -222,6 +222,9 @@ const PINNED = [
   // actOrder with groups (static) and without
   pinnedCase(3005, 8, 48, { blockSize: 16, actOrder: true, single: q('int4', 'asymmetric', 8) }),
   pinnedCase(3006, 8, 48, { blockSize: 16, actOrder: true, outlierIdx: [5, 6, 30], outlier: q('int8', 'symmetric', 0), normal: q('int4', 'asymmetric', 9) }),
+  // the smallest layers
+  pinnedCase(3007, 1, 1, { blockSize: 128, single: q('int4', 'asymmetric', 0) }),
+  pinnedCase(3008, 3, 2, { blockSize: 1, outlierIdx: [1], outlier: q('int8', 'asymmetric', 1), normal: q('uint4', 'symmetric', 1) }),
 ];
 
 t.test('matches the unblocked float64 reference exactly (integers, scales, zero points; losses to 1e-9)', (t) => {

@@ -3,3 +3,7 @@ export { backends, setThreads, setIsa, ISAS, type Backends, type CudaDevice, typ
 export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
 export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors.js';
+export { type Granularity, checkGranularity, scaleShape, numScales } from './primitives/granularity.js';
+export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';
+export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qtensor.js';
+export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';

@@ -47,11 +47,7 @@ BlockLayout layout(const Napi::CallbackInfo& info, size_t i) {
   require(mode >= 0 && mode <= 2, "unknown granularity mode");
   l.mode = static_cast<qarvd::Granularity>(mode);
   l.group = nb::integer(info, i + 4, "groupSize");
-  try {
-    l.validate();
-  } catch (const std::exception& e) {
-    throw Napi::RangeError::New(info.Env(), e.what());
-  }
+  l.validate();
   mul(mul(l.outer, l.axis_len), l.inner);
   return l;
 }
@@ -144,12 +140,25 @@ Napi::Value QuantizePerToken(const Napi::CallbackInfo& info) {
   });
 }
 
+// node-addon-api only turns Napi::Error into a JavaScript exception; the argument checks above throw
+// standard exceptions, which must be converted here rather than reach std::terminate.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw nb::to_js_error(info.Env(), std::current_exception());
+  }
+}
+
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
-  exports.Set("dequantize", Napi::Function::New(env, Dequantize, "dequantize"));
-  exports.Set("chooseQParams", Napi::Function::New(env, ChooseQParams, "chooseQParams"));
-  exports.Set("blockRange", Napi::Function::New(env, BlockRange, "blockRange"));
-  exports.Set("quantizePerToken", Napi::Function::New(env, QuantizePerToken, "quantizePerToken"));
+  exports.Set("quantize", Napi::Function::New(env, guarded<Quantize>, "quantize"));
+  exports.Set("dequantize", Napi::Function::New(env, guarded<Dequantize>, "dequantize"));
+  exports.Set("chooseQParams", Napi::Function::New(env, guarded<ChooseQParams>, "chooseQParams"));
+  exports.Set("blockRange", Napi::Function::New(env, guarded<BlockRange>, "blockRange"));
+  exports.Set("quantizePerToken", Napi::Function::New(env, guarded<QuantizePerToken>, "quantizePerToken"));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-import { describe, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
+import { describe, expectInteger, expectOneOf } from '../util/validate.js';
 
 /**
  * Which elements share a scale and zero point.
@@ -32,7 +32,10 @@ export const GRANULARITY_TYPES: readonly Granularity['type'][] = ['perTensor', '
  * checkGranularity({ type: 'perChannel', axis: -1 }, [4, 8]); // { type: 'perChannel', axis: 1 }
  */
 export function checkGranularity(value: unknown, shape: readonly number[], name = 'granularity'): Granularity {
-  const g = expectObject(value, name);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`Expected a granularity object such as { type: 'perTensor' } for ${name} but received ${describe(value)}`);
+  }
+  const g = value as Record<string, unknown>;
   const type = expectOneOf(g.type, `${name}.type`, GRANULARITY_TYPES);
   const rank = shape.length;
   switch (type) {

@@ -55,7 +55,7 @@ export class QTensor<D extends QuantDType = QuantDType> {
     const scale = o.scale;
     if (!(scale instanceof Float32Array)) throw new TypeError(`Expected a Float32Array for scale but received ${describe(scale)}`);
     if (scale.length !== count) {
-      throw new RangeError(`Expected ${count} values in scale for shape [${data.shape.join(', ')}] but received ${scale.length}`);
+      throw new RangeError(`Expected ${count} value${count === 1 ? '' : 's'} in scale for shape [${data.shape.join(', ')}] but received ${scale.length}`);
     }
     checkScaleValues(scale, 'scale');
     const zeroPoint = o.zeroPoint;
@@ -63,7 +63,7 @@ export class QTensor<D extends QuantDType = QuantDType> {
       throw new TypeError(`Expected an Int32Array for zeroPoint but received ${describe(zeroPoint)}`);
     }
     if (zeroPoint.length !== count) {
-      throw new RangeError(`Expected ${count} values in zeroPoint for shape [${data.shape.join(', ')}] but received ${zeroPoint.length}`);
+      throw new RangeError(`Expected ${count} value${count === 1 ? '' : 's'} in zeroPoint for shape [${data.shape.join(', ')}] but received ${zeroPoint.length}`);
     }
     checkZeroPointValues(zeroPoint, 'zeroPoint', data.dtype, scheme);
     this.data = data;
@@ -97,7 +97,7 @@ export function checkScaleValues(scale: Float32Array, name: string): void {
   for (let i = 0; i < scale.length; i++) {
     const s = scale[i];
     if (!(s > 0) || s === Infinity) {
-      throw new RangeError(`Expected finite positive values in ${name} but element ${i} is ${s}`);
+      throw new RangeError(`Expected finite positive float32 values in ${name} but element ${i} is ${s}`);
     }
   }
 }

@@ -276,7 +276,7 @@ function planBlockRange(x: unknown, options: unknown): Plan<BlockRange> {
  * const x = Tensor.fromArray([-1, 0.5, 3, 2], [2, 2]);
  * const { scale, zeroPoint } = await chooseQParams(x, { dtype: 'uint8', scheme: 'asymmetric', granularity: { type: 'perChannel', axis: 0 } });
  */
-export function chooseQParams(x: Tensor, options: ChooseQParamsOptions): Promise<QParams> {
+export async function chooseQParams(x: Tensor, options: ChooseQParamsOptions): Promise<QParams> {
   return runAsync(planChooseQParams(x, options));
 }
 
@@ -302,7 +302,7 @@ export function chooseQParamsSync(x: Tensor, options: ChooseQParamsOptions): QPa
  * const q = await quantize(x, { dtype: 'int8', granularity: { type: 'perToken' } }); // dynamic, per row
  * const w = await quantize(x, { dtype: 'uint4', scale: [0.5], zeroPoint: [8] });       // given parameters
  */
-export function quantize(x: Tensor, options: QuantizeOptions): Promise<QTensor> {
+export async function quantize(x: Tensor, options: QuantizeOptions): Promise<QTensor> {
   return runAsync(planQuantize(x, options));
 }
 
@@ -318,7 +318,7 @@ export function quantizeSync(x: Tensor, options: QuantizeOptions): QTensor {
  * const q = quantizeSync(Tensor.fromArray([0.1, -2, 3.5]), { dtype: 'int8' });
  * const back = await dequantize(q); // within scale / 2 of x
  */
-export function dequantize(q: QTensor): Promise<Tensor<'float32'>> {
+export async function dequantize(q: QTensor): Promise<Tensor<'float32'>> {
   return runAsync(planDequantize(q));
 }
 
@@ -336,7 +336,7 @@ export function dequantizeSync(q: QTensor): Tensor<'float32'> {
  * const { min, max } = await blockRange(Tensor.fromArray([1, -2, 3, 4], [2, 2]), { granularity: { type: 'perChannel', axis: 1 } });
  * // min [1, -2], max [3, 4]
  */
-export function blockRange(x: Tensor, options: BlockRangeOptions = {}): Promise<BlockRange> {
+export async function blockRange(x: Tensor, options: BlockRangeOptions = {}): Promise<BlockRange> {
   return runAsync(planBlockRange(x, options));
 }
 

@@ -6,4 +6,4 @@ export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors
 export { type Granularity, checkGranularity, scaleShape, numScales } from './primitives/granularity.js';
 export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';
 export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qtensor.js';
-export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';
+export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';

@@ -20,6 +20,8 @@ using qrun::Kernels;
 
 // Enough elements per task that the pool's wake-up cost is small against the work.
 constexpr int64_t kGrainElems = 32768;
+// Elements quantized between two batches of prefetches in the per-token kernel.
+constexpr int64_t kPrefetchChunk = 256;
 
 Kernels kernels_for(FloatType xt, QType qt) {
   return active_isa() >= Isa::kAvx2 ? qrun::avx2_kernels(xt, qt) : qrun::scalar_kernels(xt, qt);
@@ -254,7 +256,18 @@ void quantize_per_token(const void* x, FloatType xt, int64_t rows, int64_t cols,
     QParams p = choose_qparams(lo, hi, qt, symmetric);
     scale[r] = p.scale;
     zero_point[r] = p.zero_point;
-    k.quant_const(row, cols, scale + r, zero_point + r, out, r * cols);
+    // The row is in cache now and the quantize pass is compute-bound: fetch the next row meanwhile,
+    // so that its range pass does not wait on memory (the hardware prefetcher sees no misses to
+    // follow while this pass reads from cache).
+    const char* next = static_cast<const char*>(at(x, (r + 1) * cols, es));
+    const bool prefetch = r + 1 < rows;
+    for (int64_t c = 0; c < cols; c += kPrefetchChunk) {
+      int64_t m = std::min(kPrefetchChunk, cols - c);
+      k.quant_const(at(row, c, es), m, scale + r, zero_point + r, out, r * cols + c);
+      if (prefetch) {
+        for (int64_t b = c * es; b < (c + m) * es; b += 64) __builtin_prefetch(next + b, 0, 2);
+      }
+    }
   });
 }
 

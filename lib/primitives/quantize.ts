@@ -2,7 +2,7 @@
 // each as a Promise (work off the event loop) and a Sync twin. Everything is validated here; the
 // native kernels (csrc/kernels/quantize.h) get checked positional arguments.
 import { native } from '../native/binding.js';
-import { DTYPE_CODE, FLOAT_DTYPES, QUANT_DTYPES, qrange, type FloatDType, type QuantDType } from '../tensor/dtype.js';
+import { DTYPE_CODE, FLOAT_DTYPES, QUANT_DTYPES, qrange, type DType, type FloatDType, type QuantDType } from '../tensor/dtype.js';
 import { expectTensor, Tensor } from '../tensor/tensor.js';
 import { describe, expectBoolean, expectObject, expectOneOf } from '../util/validate.js';
 import { blockLayout, checkGranularity, numScales, type BlockLayout, type Granularity } from './granularity.js';
@@ -59,6 +59,16 @@ export interface QuantizeOptions extends ChooseQParamsOptions {
   scale?: Float32Array | readonly number[] | number;
   /** Given zero points; required with `scale` for the asymmetric scheme, fixed by the symmetric one. */
   zeroPoint?: Int32Array | readonly number[] | number;
+  /**
+   * A tensor of the quantized dtype and x's shape to write into (it becomes the result's `data`), so
+   * that a hot loop reuses one buffer instead of allocating (and page-faulting) a new one each call.
+   */
+  out?: Tensor;
+}
+
+export interface DequantizeOptions {
+  /** A float32 tensor of q's shape to write into (returned), instead of a new one. */
+  out?: Tensor<'float32'>;
 }
 
 export interface QParams {
@@ -141,6 +151,21 @@ function toZeroPoint(value: unknown, count: number, dtype: QuantDType, scheme: S
   return zeroPoint;
 }
 
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/** `out` checked against the dtype and the shape of `input` (and not overlapping it), or a new tensor. */
+function outputTensor<D extends DType>(out: unknown, dtype: D, input: Tensor): Tensor<D> {
+  if (out === undefined) return Tensor.zeros(dtype, input.shape);
+  const t = expectTensor(out, 'out', [dtype]);
+  if (t.shape.length !== input.shape.length || t.shape.some((d, i) => d !== input.shape[i])) {
+    throw new RangeError(`Expected out to have shape [${input.shape.join(', ')}] but received [${t.shape.join(', ')}]`);
+  }
+  if (overlaps(t.data, input.data)) throw new RangeError('Expected out not to share memory with the input');
+  return t;
+}
+
 function inputTensor(x: unknown): Tensor<FloatDType> {
   return expectTensor(x, 'x', FLOAT_DTYPES);
 }
@@ -217,7 +242,7 @@ function planQuantize(x: unknown, options: unknown): Plan<QTensor> {
     scale = new Float32Array(count);
     zeroPoint = new Int32Array(count);
   }
-  const data = Tensor.zeros(dtype, t.shape);
+  const data = outputTensor(o.out, dtype, t);
   const make = (): QTensor => {
     if (!hasScale) checkComputedScales(scale);
     return new QTensor({ data, scale, zeroPoint, scheme, granularity });
@@ -241,10 +266,10 @@ function planQuantize(x: unknown, options: unknown): Plan<QTensor> {
   return { steps, result: make };
 }
 
-function planDequantize(value: unknown): Plan<Tensor<'float32'>> {
+function planDequantize(value: unknown, options: unknown): Plan<Tensor<'float32'>> {
   if (!(value instanceof QTensor)) throw new TypeError(`Expected a QTensor for q but received ${describe(value)}`);
   const q = value as QTensor;
-  const out = Tensor.zeros('float32', q.shape);
+  const out = outputTensor(expectObject(options, 'options').out, 'float32', q.data);
   if (out.size === 0) return { steps: [], result: () => out };
   const l = dims(blockLayout(q.shape, q.granularity));
   const step: Step = (a) => addon().dequantize(q.data.data, DTYPE_CODE[q.dtype], ...l, q.scale, q.zeroPoint, out.data, a);
@@ -295,7 +320,7 @@ export function chooseQParamsSync(x: Tensor, options: ChooseQParamsOptions): QPa
  * scheme, `zeroPoint`) are given. Per token without a scale is dynamic: each row's range and
  * parameters are computed and applied in one pass. Scheme default: given scale with zeroPoint ->
  * asymmetric, given scale alone -> symmetric, nothing given -> symmetric for int8/int4 and
- * asymmetric for uint8/uint4. An empty x gives an empty QTensor.
+ * asymmetric for uint8/uint4. An empty x gives an empty QTensor. `out` reuses an output buffer.
  *
  * @example
  * const x = Tensor.fromArray([0.1, -2, 3.5, 7], [2, 2]);
@@ -312,19 +337,20 @@ export function quantizeSync(x: Tensor, options: QuantizeOptions): QTensor {
 }
 
 /**
- * The float32 values a QTensor stands for: `x' = (q - zeroPoint) * scale` per block.
+ * The float32 values a QTensor stands for: `x' = (q - zeroPoint) * scale` per block (into
+ * `options.out` when given).
  *
  * @example
  * const q = quantizeSync(Tensor.fromArray([0.1, -2, 3.5]), { dtype: 'int8' });
  * const back = await dequantize(q); // within scale / 2 of x
  */
-export async function dequantize(q: QTensor): Promise<Tensor<'float32'>> {
-  return runAsync(planDequantize(q));
+export async function dequantize(q: QTensor, options: DequantizeOptions = {}): Promise<Tensor<'float32'>> {
+  return runAsync(planDequantize(q, options));
 }
 
 /** dequantize on the calling thread (for small inputs). */
-export function dequantizeSync(q: QTensor): Tensor<'float32'> {
-  return runSync(planDequantize(q));
+export function dequantizeSync(q: QTensor, options: DequantizeOptions = {}): Tensor<'float32'> {
+  return runSync(planDequantize(q, options));
 }
 
 /**

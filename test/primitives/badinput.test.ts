@@ -73,6 +73,10 @@ const quantizeCases: Case[] = [
   ['non-finite x, per token', () => quantizeSync(new Tensor('float32', [1, 3], new Float32Array([1, -Infinity, 2])), { dtype: 'int8', granularity: { type: 'perToken' } }), RangeError, /\bx\b/],
   ['asymmetric range beyond float32', () => quantizeSync(new Tensor('float32', [2], new Float32Array([3e38, -3e38])), { dtype: 'uint8' }), RangeError, /\bx\b/],
   ['asymmetric row range beyond float32', () => quantizeSync(new Tensor('float32', [1, 2], new Float32Array([3e38, -3e38])), { dtype: 'uint8', granularity: { type: 'perToken' } }), RangeError, /\bx\b/],
+  ['out not a tensor', () => quantizeSync(x, { dtype: 'int8', out: new Int8Array(24) as never }), TypeError, /\bout\b/],
+  ['out of another dtype', () => quantizeSync(x, { dtype: 'int8', out: Tensor.zeros('uint8', [4, 6]) }), TypeError, /\bout\b/],
+  ['out of another shape', () => quantizeSync(x, { dtype: 'int4', out: Tensor.zeros('int4', [6, 4]) }), RangeError, /\bout\b/],
+  ['out sharing memory with x', () => quantizeSync(x, { dtype: 'uint8', out: new Tensor('uint8', [4, 6], new Uint8Array(x.data.buffer, 8, 24)) }), RangeError, /\bout\b/],
 ];
 
 const otherCases: Case[] = [
@@ -84,6 +88,9 @@ const otherCases: Case[] = [
   ['blockRange x a number', () => blockRangeSync(3 as never), TypeError, /\bx\b/],
   ['blockRange granularity', () => blockRangeSync(x, { granularity: { type: 'perChannel', axis: 9 } }), RangeError, /granularity\.axis/],
   ['dequantize null', () => dequantizeSync(null as never), TypeError, /\bq\b/],
+  ['dequantize options', () => dequantizeSync(quantizeSync(x, { dtype: 'int8' }), 'fast' as never), TypeError, /\boptions\b/],
+  ['dequantize out of another shape', () => dequantizeSync(quantizeSync(x, { dtype: 'int8' }), { out: Tensor.zeros('float32', [24]) }), RangeError, /\bout\b/],
+  ['dequantize out of another dtype', () => dequantizeSync(quantizeSync(x, { dtype: 'int8' }), { out: Tensor.zeros('float16', [4, 6]) as never }), TypeError, /\bout\b/],
   ['dequantize a plain object', () => dequantizeSync({ data: x, scale: new Float32Array(1) } as never), TypeError, /\bq\b/],
   ['QTensor data float32', () => new QTensor({ data: x as never, scale: new Float32Array(1), zeroPoint: new Int32Array(1), scheme: 'symmetric', granularity: { type: 'perTensor' } }), TypeError, /\bdata\b/],
   ['QTensor scale a Float64Array', () => new QTensor({ data: new Tensor('int8', [2], new Int8Array(2)), scale: new Float64Array(1) as never, zeroPoint: new Int32Array(1), scheme: 'symmetric', granularity: { type: 'perTensor' } }), TypeError, /\bscale\b/],

@@ -204,6 +204,21 @@ t.test('async forms equal the sync ones', async (t) => {
   }
 });
 
+t.test('out reuses a buffer and gives the same result', async (t) => {
+  const x = new Tensor('float32', [9, 71], randomX(9 * 71, 5));
+  for (const dtype of QUANT_DTYPES) {
+    const out = Tensor.zeros(dtype, [9, 71]);
+    out.data.fill(0x5a);
+    const fresh = quantizeSync(x, { dtype, granularity: perToken });
+    const reused = await quantize(x, { dtype, granularity: perToken, out });
+    t.equal(reused.data, out, `${dtype} result data is out`);
+    t.equal(firstDifference(out.data, fresh.data.data), -1, `${dtype} same bytes (padding included)`);
+    const back = Tensor.zeros('float32', [9, 71]);
+    t.equal(dequantizeSync(reused, { out: back }), back);
+    t.equal(firstDifference(back.data, dequantizeSync(fresh).data), -1, `${dtype} dequantize into out`);
+  }
+});
+
 t.test('the async form does not block the event loop', async (t) => {
   // The scalar path on 16M elements takes tens of milliseconds at least; a 1 ms timer set after the
   // call must fire before the work is done.

@@ -82,7 +82,12 @@ export function scaleShape(shape: readonly number[], g: Granularity): number[] {
   }
 }
 
-/** Number of scales for `shape` at granularity `g` (already checked). */
+/**
+ * Number of scales for `shape` at granularity `g` (already checked): the product of scaleShape.
+ *
+ * @example
+ * numScales([8, 4096], { type: 'perGroup', axis: 1, groupSize: 128 }); // 256
+ */
 export function numScales(shape: readonly number[], g: Granularity): number {
   return scaleShape(shape, g).reduce((a, b) => a * b, 1);
 }
@@ -99,7 +104,10 @@ export interface BlockLayout {
 
 const prod = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
-/** The native layout of a checked granularity; per token is per group along the last axis with one group per row. */
+/**
+ * The native layout of a checked granularity; per token is per group along the last axis with one
+ * group per row. Internal (not exported from the package).
+ */
 export function blockLayout(shape: readonly number[], g: Granularity): BlockLayout {
   switch (g.type) {
     case 'perTensor':

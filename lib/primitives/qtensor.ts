@@ -6,7 +6,12 @@ import type { Scheme } from './qparams.js';
 
 export const SCHEMES: readonly Scheme[] = ['symmetric', 'asymmetric'];
 
-/** The zero point a symmetric scheme fixes: 0 for signed types, 2^(bits-1) for unsigned ones. */
+/**
+ * The zero point a symmetric scheme fixes: 0 for signed types, 2^(bits-1) for unsigned ones.
+ *
+ * @example
+ * symmetricZeroPoint('uint8'); // 128
+ */
 export function symmetricZeroPoint(dtype: QuantDType): number {
   return dtype === 'uint8' ? 128 : dtype === 'uint4' ? 8 : 0;
 }

@@ -1,6 +1,6 @@
 // The three stateless primitives (chooseQParams, quantize, dequantize) and the block range reduction,
-// each as a Promise (work off the event loop) and a Sync twin. Everything is validated here; the
-// native kernels (csrc/kernels/quantize.h) get checked positional arguments.
+// each as a Promise (work off the event loop; bad arguments reject it) and a Sync twin. Everything is
+// validated here; the native kernels (csrc/kernels/quantize.h) get checked positional arguments.
 import { native } from '../native/binding.js';
 import { DTYPE_CODE, FLOAT_DTYPES, QUANT_DTYPES, qrange, type DType, type FloatDType, type QuantDType } from '../tensor/dtype.js';
 import { expectTensor, Tensor } from '../tensor/tensor.js';
@@ -305,7 +305,12 @@ export async function chooseQParams(x: Tensor, options: ChooseQParamsOptions): P
   return runAsync(planChooseQParams(x, options));
 }
 
-/** chooseQParams on the calling thread (for small inputs). */
+/**
+ * chooseQParams on the calling thread (for small inputs).
+ *
+ * @example
+ * const { scale, zeroPoint } = chooseQParamsSync(Tensor.fromArray([-1, 3]), { dtype: 'uint8' }); // 4/255, 64
+ */
 export function chooseQParamsSync(x: Tensor, options: ChooseQParamsOptions): QParams {
   return runSync(planChooseQParams(x, options));
 }
@@ -331,7 +336,12 @@ export async function quantize(x: Tensor, options: QuantizeOptions): Promise<QTe
   return runAsync(planQuantize(x, options));
 }
 
-/** quantize on the calling thread (for small inputs). */
+/**
+ * quantize on the calling thread (for small inputs, or a hot loop with `out`).
+ *
+ * @example
+ * const q = quantizeSync(Tensor.fromArray([0.5, -1, 1.5]), { bits: 4, scale: 0.5 }); // int4 [1, -2, 3]
+ */
 export function quantizeSync(x: Tensor, options: QuantizeOptions): QTensor {
   return runSync(planQuantize(x, options));
 }
@@ -348,7 +358,12 @@ export async function dequantize(q: QTensor, options: DequantizeOptions = {}): P
   return runAsync(planDequantize(q, options));
 }
 
-/** dequantize on the calling thread (for small inputs). */
+/**
+ * dequantize on the calling thread (for small inputs).
+ *
+ * @example
+ * dequantizeSync(quantizeSync(Tensor.fromArray([0.5, -1]), { dtype: 'int8', scale: 0.5 })).data; // [0.5, -1]
+ */
 export function dequantizeSync(q: QTensor, options: DequantizeOptions = {}): Tensor<'float32'> {
   return runSync(planDequantize(q, options));
 }
@@ -366,7 +381,12 @@ export async function blockRange(x: Tensor, options: BlockRangeOptions = {}): Pr
   return runAsync(planBlockRange(x, options));
 }
 
-/** blockRange on the calling thread (for small inputs). */
+/**
+ * blockRange on the calling thread (for small inputs).
+ *
+ * @example
+ * blockRangeSync(Tensor.fromArray([1, -2, 3, 4], [2, 2]), { granularity: { type: 'perToken' } }); // min [-2, 3], max [1, 4]
+ */
 export function blockRangeSync(x: Tensor, options: BlockRangeOptions = {}): BlockRange {
   return runSync(planBlockRange(x, options));
 }

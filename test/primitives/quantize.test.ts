@@ -123,6 +123,38 @@ for (const isa of PATHS) {
     t.end();
   });
 
+  t.test(`large tensors split over all threads, odd 4-bit runs included (${isa})`, (t) => {
+    setIsa(isa);
+    // Each case has enough work for several tasks; odd run lengths make 4-bit tasks start mid-run.
+    const big: { shape: number[]; g: Granularity }[] = [
+      { shape: [301, 7, 33], g: { type: 'perChannel', axis: 1 } },
+      { shape: [200, 1031], g: { type: 'perChannel', axis: 1 } },
+      { shape: [48, 1031], g: { type: 'perGroup', axis: 0, groupSize: 16 } },
+      { shape: [4001, 33], g: { type: 'perGroup', axis: 1, groupSize: 11 } },
+      { shape: [100003], g: { type: 'perTensor' } },
+    ];
+    let seed = 300;
+    for (const { shape, g } of big) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = randomX(n, seed++);
+      const xt = new Tensor('float32', shape, x);
+      for (const dtype of QUANT_DTYPES) {
+        const scheme: Scheme = dtype.startsWith('u') ? 'asymmetric' : 'symmetric';
+        const label = `${dtype} [${shape}] ${JSON.stringify(g)}`;
+        const { scale, zeroPoint } = randomQParams(refNumBlocks(shape, g), dtype, scheme, seed++);
+        const q = quantizeSync(xt, { dtype, scheme, granularity: g, scale, zeroPoint });
+        const want = refQuantize(x, shape, g, scale, zeroPoint, dtype);
+        t.equal(firstDifference(new Uint8Array(q.data.data.buffer), refPack(want, dtype)), -1, `static bytes ${label}`);
+        t.equal(firstDifference(dequantizeSync(q).data, refDequantize(want, shape, g, scale, zeroPoint)), -1, `dequantize ${label}`);
+        const p = chooseQParamsSync(xt, { dtype, scheme, granularity: g });
+        const ref = refChooseQParams(x, shape, g, dtype, scheme);
+        t.equal(firstDifference(p.scale, ref.scale), -1, `scales ${label}`);
+        t.equal(firstDifference(p.zeroPoint, ref.zeroPoint), -1, `zero points ${label}`);
+      }
+    }
+    t.end();
+  });
+
   t.test(`ties round half to even (${isa})`, (t) => {
     setIsa(isa);
     for (const scale of [0.25, 1, 0.1, 3.7]) {

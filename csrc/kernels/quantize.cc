@@ -261,9 +261,12 @@ void quantize_per_token(const void* x, FloatType xt, int64_t rows, int64_t cols,
     // follow while this pass reads from cache).
     const char* next = static_cast<const char*>(at(x, (r + 1) * cols, es));
     const bool prefetch = r + 1 < rows;
+    // Symmetric rows are finite and |x / scale| <= amax / fl(amax / half) <= half * (1 + 2^-23), which
+    // rounds to at most `half`: the clamp of quantize_value cannot bind, so the cheaper kernel is exact.
+    const qrun::QuantFn quant = symmetric ? k.quant_in_range : k.quant_const;
     for (int64_t c = 0; c < cols; c += kPrefetchChunk) {
       int64_t m = std::min(kPrefetchChunk, cols - c);
-      k.quant_const(at(row, c, es), m, scale + r, zero_point + r, out, r * cols + c);
+      quant(at(row, c, es), m, scale + r, zero_point + r, out, r * cols + c);
       if (prefetch) {
         for (int64_t b = c * es; b < (c + m) * es; b += 64) __builtin_prefetch(next + b, 0, 2);
       }
@@ -277,9 +280,9 @@ Kernels scalar_kernels(FloatType xt, QType qt) {
   return for_types(xt, qt, [](auto xtag, auto qtag) {
     constexpr FloatType XT = decltype(xtag)::value;
     constexpr QType QT = decltype(qtag)::value;
-    return Kernels{&quant_scalar<XT, QT, false>,  &quant_scalar<XT, QT, true>, &dequant_scalar<QT, false>,
-                   &dequant_scalar<QT, true>,     &range_const_scalar<XT>,     &range_vec_scalar<XT>,
-                   &absmax_scalar<XT>};
+    return Kernels{&quant_scalar<XT, QT, false>, &quant_scalar<XT, QT, true>, &quant_scalar<XT, QT, false>,
+                   &dequant_scalar<QT, false>,    &dequant_scalar<QT, true>,    &range_const_scalar<XT>,
+                   &range_vec_scalar<XT>,         &absmax_scalar<XT>};
   });
 }
 

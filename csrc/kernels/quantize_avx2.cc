@@ -30,22 +30,39 @@ QARVD_AVX2 inline __m256 load8(const void* x, int64_t i) {
   }
 }
 
-// clamp(round(x / s) + zf, qmin, qmax) with a NaN quotient mapped to zf, as int32 lanes.
+// Streams run ahead of the hardware prefetcher, which does not keep enough lines in flight for a
+// loop this short; 32 elements of x cover 64 (2-byte types) or 128 bytes.
+constexpr int64_t kAheadBytes = 2048;
+
+template <FloatType XT>
+QARVD_AVX2 inline void prefetch_ahead(const void* x, int64_t i) {
+  const char* p = static_cast<const char*>(x) + i * float_type_size(XT) + kAheadBytes;
+  _mm_prefetch(p, _MM_HINT_T0);
+  if constexpr (XT == FloatType::kF32) _mm_prefetch(p + 64, _MM_HINT_T0);
+}
+
+// clamp(round(x / s) + zf, qmin, qmax) with a NaN quotient mapped to zf, as int32 lanes. Without
+// CLAMP (callers that know every quotient is finite and rounds into range) only round + zf remain.
+template <bool CLAMP>
 QARVD_AVX2 inline __m256i quant8(__m256 x, __m256 s, __m256 zf, __m256 qmin, __m256 qmax) {
   __m256 v = _mm256_round_ps(_mm256_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
-  v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, zf), qmin), qmax);
+  if constexpr (CLAMP) {
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, zf), qmin), qmax);
+  } else {
+    v = _mm256_add_ps(v, zf);
+  }
   return _mm256_cvtps_epi32(v);
 }
 
-template <FloatType XT, bool VEC>
+template <FloatType XT, bool VEC, bool CLAMP>
 QARVD_AVX2 inline __m256i quant_at(const void* x, int64_t i, const float* scale, const int32_t* zero_point,
                                    __m256 s, __m256 zf, __m256 qmin, __m256 qmax) {
   if constexpr (VEC) {
     s = _mm256_loadu_ps(scale + i);
     zf = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_point + i)));
   }
-  return quant8(load8<XT>(x, i), s, zf, qmin, qmax);
+  return quant8<CLAMP>(load8<XT>(x, i), s, zf, qmin, qmax);
 }
 
 // Four vectors of 8 in-range int32 values -> 32 bytes in element order (packs interleave the two
@@ -70,7 +87,7 @@ QARVD_AVX2 inline __m128i nibble_words128(__m128i b) {
   return _mm_or_si128(lo, hi);
 }
 
-template <FloatType XT, QType QT, bool VEC>
+template <FloatType XT, QType QT, bool VEC, bool CLAMP = true>
 QARVD_AVX2 void quant_avx2(const void* x, int64_t n, const float* scale, const int32_t* zero_point, void* out,
                            int64_t pos) {
   constexpr bool kFour = QT == QType::kInt4 || QT == QType::kUint4;
@@ -86,9 +103,10 @@ QARVD_AVX2 void quant_avx2(const void* x, int64_t n, const float* scale, const i
     quant_scalar<XT, QT, VEC>(x, 1, scale, zero_point, out, pos);
     i = 1;
   }
-#define QARVD_Q(j) quant_at<XT, VEC>(x, (j), scale, zero_point, s, zf, qmin, qmax)
+#define QARVD_Q(j) quant_at<XT, VEC, CLAMP>(x, (j), scale, zero_point, s, zf, qmin, qmax)
   if constexpr (!kFour) {
     for (; i + 32 <= n; i += 32) {
+      prefetch_ahead<XT>(x, i);
       __m256i b = pack32<kSigned>(QARVD_Q(i), QARVD_Q(i + 8), QARVD_Q(i + 16), QARVD_Q(i + 24));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + pos + i), b);
     }
@@ -101,6 +119,8 @@ QARVD_AVX2 void quant_avx2(const void* x, int64_t n, const float* scale, const i
   } else {
     // pos + i is even from here on: whole bytes.
     for (; i + 64 <= n; i += 64) {
+      prefetch_ahead<XT>(x, i);
+      prefetch_ahead<XT>(x, i + 32);
       __m256i b0 = pack32<kSigned>(QARVD_Q(i), QARVD_Q(i + 8), QARVD_Q(i + 16), QARVD_Q(i + 24));
       __m256i b1 = pack32<kSigned>(QARVD_Q(i + 32), QARVD_Q(i + 40), QARVD_Q(i + 48), QARVD_Q(i + 56));
       __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi16(nibble_words(b0), nibble_words(b1)), 0xd8);
@@ -229,6 +249,7 @@ QARVD_AVX2 bool range_const_avx2(const void* x, int64_t n, float* lo, float* hi)
   __m256i a0 = _mm256_setzero_si256(), a1 = a0;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    if ((i & 31) == 0) prefetch_ahead<XT>(x, i);
     __m256 v0 = load8<XT>(x, i), v1 = load8<XT>(x, i + 8);
     l0 = _mm256_min_ps(l0, v0);
     h0 = _mm256_max_ps(h0, v0);
@@ -271,6 +292,7 @@ QARVD_AVX2 bool absmax_avx2(const void* x, int64_t n, float* amax) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
+    prefetch_ahead<XT>(x, i);
     a0 = _mm256_max_epi32(a0, abs_bits(load8<XT>(x, i)));
     a1 = _mm256_max_epi32(a1, abs_bits(load8<XT>(x, i + 8)));
     a2 = _mm256_max_epi32(a2, abs_bits(load8<XT>(x, i + 16)));
@@ -292,9 +314,9 @@ Kernels avx2_kernels(FloatType xt, QType qt) {
   return for_types(xt, qt, [](auto xtag, auto qtag) {
     constexpr FloatType XT = decltype(xtag)::value;
     constexpr QType QT = decltype(qtag)::value;
-    return Kernels{&quant_avx2<XT, QT, false>,  &quant_avx2<XT, QT, true>, &dequant_avx2<QT, false>,
-                   &dequant_avx2<QT, true>,     &range_const_avx2<XT>,     &range_vec_avx2<XT>,
-                   &absmax_avx2<XT>};
+    return Kernels{&quant_avx2<XT, QT, false>, &quant_avx2<XT, QT, true>, &quant_avx2<XT, QT, false, false>,
+                   &dequant_avx2<QT, false>,    &dequant_avx2<QT, true>,    &range_const_avx2<XT>,
+                   &range_vec_avx2<XT>,         &absmax_avx2<XT>};
   });
 }
 

@@ -27,6 +27,9 @@ using AbsMaxFn = bool (*)(const void* x, int64_t n, float* amax);
 
 struct Kernels {
   QuantFn quant_const, quant_vec;
+  // quant_const for runs whose quotients x / scale are known finite and to round into
+  // [qmin - zeroPoint, qmax - zeroPoint] (symmetric dynamic rows), so the clamp can never bind.
+  QuantFn quant_in_range;
   DequantFn dequant_const, dequant_vec;
   RangeFn range_const, range_vec;
   AbsMaxFn absmax;

@@ -98,6 +98,29 @@ for (const isa of PATHS) {
     t.end();
   });
 
+  t.test(`symmetric rows at their extremes: x = +-max|row| of many magnitudes (${isa})`, (t) => {
+    // The symmetric per-token kernel relies on max|row| / scale rounding to at most 2^(bits-1) - 1.
+    setIsa(isa);
+    const r = rng(4242);
+    const rows = 3000;
+    const cols = 11;
+    const x = new Float32Array(rows * cols);
+    for (let i = 0; i < rows; i++) {
+      const amax = Math.fround((1 + r()) * 2 ** Math.floor(r() * 240 - 120));
+      const row = [amax, -amax, Math.fround(amax * (1 - 2 ** -24)), -Math.fround(amax * 0.5), 0];
+      for (let j = 0; j < cols; j++) x[i * cols + j] = j < row.length ? row[j] : Math.fround((r() * 2 - 1) * amax);
+    }
+    const shape = [rows, cols];
+    for (const dtype of QUANT_DTYPES) {
+      const q = quantizeSync(new Tensor('float32', shape, x), { dtype, scheme: 'symmetric', granularity: perToken });
+      const ref = refChooseQParams(x, shape, perToken, dtype, 'symmetric');
+      t.equal(firstDifference(q.scale, ref.scale), -1, `${dtype} scales`);
+      const want = refQuantize(x, shape, perToken, ref.scale, ref.zeroPoint, dtype);
+      t.equal(firstDifference(refUnpack(q.data.data, dtype, x.length), want), -1, `${dtype} values`);
+    }
+    t.end();
+  });
+
   t.test(`non-finite values make dynamic and computed calls fail naming x (${isa})`, async (t) => {
     setIsa(isa);
     for (const bad of [NaN, Infinity, -Infinity]) {

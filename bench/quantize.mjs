@@ -19,25 +19,37 @@ const SHAPES = [
 const THREADS = backends().cpu.threads;
 const perToken = { type: 'perToken' };
 
-async function best(fn, { warmup = 3, iterations = 40, minSeconds = 0.6 } = {}) {
-  for (let i = 0; i < warmup; i++) await fn();
+// The best time of `fn` over a short burst of runs.
+async function burst(fn, { iterations = 12, minSeconds = 0.08 } = {}) {
+  await fn();
   let min = Infinity;
   const start = performance.now();
   for (let i = 0; i < iterations || performance.now() - start < minSeconds * 1000; i++) {
     const t0 = performance.now();
     await fn();
     min = Math.min(min, performance.now() - t0);
-    if (i >= 400) break;
+    if (i >= 200) break;
   }
   return min / 1000;
 }
 
+// Runs every case in turn, ROUNDS times, keeping each case's best: other work on the machine then
+// disturbs all cases alike instead of whichever happened to run at the wrong moment.
+const ROUNDS = Number(process.env.QARVD_BENCH_ROUNDS ?? 6);
+async function measure(cases) {
+  const bestOf = new Map(cases.map((c) => [c, Infinity]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of cases) bestOf.set(c, Math.min(bestOf.get(c), await burst(c.fn)));
+  }
+  return bestOf;
+}
+
 // memcpy on `parts` threads: workers copy their slice of a SharedArrayBuffer when signalled.
-async function memcpySeconds(bytes, parts) {
+// Returns { copy, close }: copy() runs one copy on all parts and waits for them.
+async function memcpyWorkers(bytes, parts) {
   const src = new Float32Array(new SharedArrayBuffer(bytes));
   const dst = new Float32Array(new SharedArrayBuffer(bytes));
   src.fill(1.5);
-  if (parts === 1) return best(() => dst.set(src));
   const ctl = new Int32Array(new SharedArrayBuffer(8));
   const code = `
     const { workerData } = require('node:worker_threads');
@@ -54,17 +66,19 @@ async function memcpySeconds(bytes, parts) {
     }`;
   const workers = Array.from({ length: parts }, (_, part) => new Worker(code, { eval: true, workerData: { src, dst, ctl, part, parts } }));
   await new Promise((r) => setTimeout(r, 300));
-  const once = () => {
-    Atomics.store(ctl, 1, 0);
-    Atomics.add(ctl, 0, 1);
-    Atomics.notify(ctl, 0);
-    for (let done; (done = Atomics.load(ctl, 1)) < parts; ) Atomics.wait(ctl, 1, done, 100);
+  return {
+    copy() {
+      Atomics.store(ctl, 1, 0);
+      Atomics.add(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+      for (let done; (done = Atomics.load(ctl, 1)) < parts; ) Atomics.wait(ctl, 1, done, 100);
+    },
+    async close() {
+      Atomics.store(ctl, 0, -1);
+      Atomics.notify(ctl, 0);
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
   };
-  const seconds = await best(once);
-  Atomics.store(ctl, 0, -1);
-  Atomics.notify(ctl, 0);
-  await Promise.all(workers.map((w) => w.terminate()));
-  return seconds;
 }
 
 async function ortSession(rows, cols, threads) {
@@ -102,67 +116,69 @@ function withThreads(n, fn) {
   };
 }
 
-const rowsOut = [];
-function row(shape, op, threads, seconds, bytes, refs) {
-  const gbs = bytes / seconds / 1e9;
-  rowsOut.push({
+const table = [];
+function row(shape, c, seconds, refs) {
+  table.push({
     shape: shape.join('x'),
-    op,
-    threads,
+    op: c.label,
+    threads: c.threads,
     ms: (seconds * 1000).toFixed(3),
-    'GB/s': gbs.toFixed(2),
-    'x ORT': refs.ort ? (refs.ort / seconds).toFixed(2) : '',
-    '% memcpy 1T': refs.mc1 ? ((refs.mc1 / seconds) * 100).toFixed(0) : '',
-    [`% memcpy ${THREADS}T`]: refs.mcN ? ((refs.mcN / seconds) * 100).toFixed(0) : '',
+    'GB/s': (c.bytes / seconds / 1e9).toFixed(2),
+    'x ORT': c.vsOrt ? (refs[c.vsOrt] / seconds).toFixed(2) : '',
+    '% memcpy 1T': c.vsCopy ? ((refs.mc1 / seconds) * 100).toFixed(0) : '',
+    [`% memcpy ${THREADS}T`]: c.vsCopy ? ((refs.mcN / seconds) * 100).toFixed(0) : '',
   });
 }
 
-console.log(`qarvd quantize benchmark: ${backends().cpu.isa}, ${THREADS} threads, onnxruntime-node ${ort.env.versions?.common ?? ''}`);
+console.log(`qarvd quantize benchmark: ${backends().cpu.isa}, ${THREADS} threads, best of ${ROUNDS} interleaved rounds`);
 for (const [rows, cols] of SHAPES) {
   const shape = [rows, cols];
   const n = rows * cols;
   const bytes = n * 4;
   const xf = activations(rows, cols);
   const x = new Tensor('float32', shape, xf);
-
-  const mc1 = await memcpySeconds(bytes, 1);
-  const mcN = THREADS > 1 ? await memcpySeconds(bytes, THREADS) : mc1;
+  const x16 = new Tensor('bfloat16', shape, Uint16Array.from(new Uint32Array(xf.buffer), (u) => u >>> 16));
   const feeds = { x: new ort.Tensor('float32', xf, shape) };
   const ortN = await ortSession(rows, cols, THREADS);
-  const ortTime = await best(() => ortN.run(feeds));
   const ort1 = await ortSession(rows, cols, 1);
-  const ortTime1 = await best(() => ort1.run(feeds));
-  const refs = { ort: ortTime, mc1, mcN };
-  row(shape, 'memcpy (TypedArray.set)', 1, mc1, bytes, refs);
-  if (THREADS > 1) row(shape, `memcpy (${THREADS} worker threads)`, THREADS, mcN, bytes, refs);
-  row(shape, 'ORT DynamicQuantizeLinear (per tensor, uint8)', THREADS, ortTime, bytes, refs);
-  row(shape, 'ORT DynamicQuantizeLinear (per tensor, uint8)', 1, ortTime1, bytes, { ...refs, ort: ortTime1 });
+  const copyN = await memcpyWorkers(bytes, THREADS);
+  const src = new Float32Array(n).fill(1.5);
+  const dst = new Float32Array(n);
 
   const out8 = Tensor.zeros('int8', shape);
   const outU8 = Tensor.zeros('uint8', shape);
+  const out4 = Tensor.zeros('int4', shape);
+  const back = Tensor.zeros('float32', shape);
   const dyn = { dtype: 'int8', granularity: perToken, out: out8 };
-  row(shape, 'qarvd per-token int8 sym, dynamic (quantizeSync, out reused)', THREADS, await best(() => quantizeSync(x, dyn)), bytes, refs);
-  row(shape, 'qarvd per-token int8 sym, dynamic (quantize async, out reused)', THREADS, await best(() => quantize(x, dyn)), bytes, refs);
-  row(shape, 'qarvd per-token int8 sym, dynamic (quantizeSync, new output)', THREADS, await best(() => quantizeSync(x, { dtype: 'int8', granularity: perToken })), bytes, refs);
-  row(shape, 'qarvd per-token int8 sym, dynamic (quantizeSync, out reused)', 1, await best(withThreads(1, () => quantizeSync(x, dyn))), bytes, { ...refs, ort: ortTime1 });
-  row(shape, 'qarvd per-token uint8 asym, dynamic (out reused)', THREADS, await best(() => quantizeSync(x, { dtype: 'uint8', granularity: perToken, out: outU8 })), bytes, refs);
-  row(shape, 'qarvd per-tensor uint8 asym, dynamic (= ORT op; out reused)', THREADS, await best(() => quantizeSync(x, { dtype: 'uint8', out: outU8 })), bytes, refs);
-  row(shape, 'qarvd per-tensor uint8 asym, dynamic (= ORT op; out reused)', 1, await best(withThreads(1, () => quantizeSync(x, { dtype: 'uint8', out: outU8 }))), bytes, { ...refs, ort: ortTime1 });
-
-  const x16 = new Tensor('bfloat16', shape, Uint16Array.from(new Uint32Array(xf.buffer), (u) => u >>> 16));
-  row(shape, 'qarvd per-token int8 sym, dynamic, bf16 input (2-byte GB/s)', THREADS, await best(() => quantizeSync(x16, dyn)), n * 2, {});
-
   const colScale = new Float32Array(cols).fill(0.01);
-  row(shape, 'qarvd static int8, per channel (last axis)', THREADS, await best(() => quantizeSync(x, { dtype: 'int8', granularity: { type: 'perChannel', axis: 1 }, scale: colScale, out: out8 })), bytes, refs);
   const groups = { type: 'perGroup', axis: 1, groupSize: 128 };
   const g4 = quantizeSync(x, { dtype: 'int4', granularity: groups });
-  const out4 = Tensor.zeros('int4', shape);
-  row(shape, 'qarvd static int4 packing, per group 128', THREADS, await best(() => quantizeSync(x, { dtype: 'int4', granularity: groups, scale: g4.scale, out: out4 })), bytes, refs);
   const q8 = quantizeSync(x, { dtype: 'int8', granularity: perToken });
-  const back = Tensor.zeros('float32', shape);
-  row(shape, 'qarvd dequantize int8 per token -> fp32 (output GB/s)', THREADS, await best(() => dequantizeSync(q8, { out: back })), bytes, { mc1, mcN });
-  row(shape, 'qarvd dequantize int4 per group -> fp32 (output GB/s)', THREADS, await best(() => dequantizeSync(g4, { out: back })), bytes, { mc1, mcN });
+  const T = THREADS;
+  const cases = [
+    { id: 'mc1', label: 'memcpy (TypedArray.set)', threads: 1, bytes, fn: () => dst.set(src), vsCopy: true },
+    { id: 'mcN', label: `memcpy (${T} worker threads, SharedArrayBuffer)`, threads: T, bytes, fn: () => copyN.copy(), vsCopy: true },
+    { id: 'ortN', label: 'ORT DynamicQuantizeLinear (per tensor, uint8)', threads: T, bytes, fn: () => ortN.run(feeds), vsOrt: 'ortN', vsCopy: true },
+    { id: 'ort1', label: 'ORT DynamicQuantizeLinear (per tensor, uint8)', threads: 1, bytes, fn: () => ort1.run(feeds), vsOrt: 'ort1', vsCopy: true },
+    { label: 'qarvd per-token int8 sym, dynamic (quantizeSync, out reused)', threads: T, bytes, fn: () => quantizeSync(x, dyn), vsOrt: 'ortN', vsCopy: true },
+    { label: 'qarvd per-token int8 sym, dynamic (quantize async, out reused)', threads: T, bytes, fn: () => quantize(x, dyn), vsOrt: 'ortN', vsCopy: true },
+    { label: 'qarvd per-token int8 sym, dynamic (quantizeSync, new output)', threads: T, bytes, fn: () => quantizeSync(x, { dtype: 'int8', granularity: perToken }), vsOrt: 'ortN', vsCopy: true },
+    { label: 'qarvd per-token int8 sym, dynamic (quantizeSync, out reused)', threads: 1, bytes, fn: withThreads(1, () => quantizeSync(x, dyn)), vsOrt: 'ort1', vsCopy: true },
+    { label: 'qarvd per-token uint8 asym, dynamic (out reused)', threads: T, bytes, fn: () => quantizeSync(x, { dtype: 'uint8', granularity: perToken, out: outU8 }), vsOrt: 'ortN', vsCopy: true },
+    { label: 'qarvd per-tensor uint8 asym, dynamic (the ORT op; out reused)', threads: T, bytes, fn: () => quantizeSync(x, { dtype: 'uint8', out: outU8 }), vsOrt: 'ortN', vsCopy: true },
+    { label: 'qarvd per-tensor uint8 asym, dynamic (the ORT op; out reused)', threads: 1, bytes, fn: withThreads(1, () => quantizeSync(x, { dtype: 'uint8', out: outU8 })), vsOrt: 'ort1', vsCopy: true },
+    { label: 'qarvd per-token int8 sym, dynamic, bf16 input (GB/s of bf16)', threads: T, bytes: n * 2, fn: () => quantizeSync(x16, dyn) },
+    { label: 'qarvd static int8, per channel (last axis)', threads: T, bytes, fn: () => quantizeSync(x, { dtype: 'int8', granularity: { type: 'perChannel', axis: 1 }, scale: colScale, out: out8 }), vsCopy: true },
+    { label: 'qarvd static int4 packing, per group of 128', threads: T, bytes, fn: () => quantizeSync(x, { dtype: 'int4', granularity: groups, scale: g4.scale, out: out4 }), vsCopy: true },
+    { label: 'qarvd dequantize int8 per token -> fp32 (GB/s of fp32 out)', threads: T, bytes, fn: () => dequantizeSync(q8, { out: back }), vsCopy: true },
+    { label: 'qarvd dequantize int4 per group -> fp32 (GB/s of fp32 out)', threads: T, bytes, fn: () => dequantizeSync(g4, { out: back }), vsCopy: true },
+  ];
+  const times = await measure(cases);
+  const refs = Object.fromEntries(cases.filter((c) => c.id).map((c) => [c.id, times.get(c)]));
+  for (const c of cases) row(shape, c, times.get(c), refs);
+  await copyN.close();
 }
-console.table(rowsOut);
+console.table(table);
+console.log('GB/s: bytes of the float tensor (quantize input, dequantize output, bytes copied) per second.');
 console.log('x ORT: ORT DynamicQuantizeLinear time / ours at the same thread count (higher is better).');
-console.log('% memcpy: memcpy time of the same byte count / ours (over 100 means faster than copying the input).');
+console.log('% memcpy: time of a memcpy of the same byte count / ours (over 100: faster than copying the float tensor).');

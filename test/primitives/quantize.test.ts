@@ -82,12 +82,15 @@ for (const isa of PATHS) {
       for (const dtype of QUANT_DTYPES) {
         for (const scheme of SCHEMES) {
           const { scale, zeroPoint } = randomQParams(refNumBlocks(shape, g), dtype, scheme, seed++);
-          const q = quantizeSync(xt, { dtype, scheme, granularity: g, scale, zeroPoint });
+          // Outputs are not zeroed before the kernels run: pre-filled buffers show every byte is written.
+          const out = Tensor.zeros(dtype, shape);
+          out.data.fill(0x5a);
+          const q = quantizeSync(xt, { dtype, scheme, granularity: g, scale, zeroPoint, out });
           const want = refQuantize(x, shape, g, scale, zeroPoint, dtype);
           const label = `${dtype} ${scheme} ${g.type} [${shape}] ${JSON.stringify(g)}`;
           t.equal(firstDifference(refUnpack(q.data.data, dtype, n), want), -1, `quantize ${label}`);
           t.equal(firstDifference(new Uint8Array(q.data.data.buffer), refPack(want, dtype)), -1, `bytes ${label}`);
-          const back = dequantizeSync(q);
+          const back = dequantizeSync(q, { out: new Tensor('float32', shape, new Float32Array(n).fill(NaN)) });
           t.equal(firstDifference(back.data, refDequantize(want, shape, g, scale, zeroPoint)), -1, `dequantize ${label}`);
         }
       }
@@ -142,7 +145,9 @@ for (const isa of PATHS) {
         const scheme: Scheme = dtype.startsWith('u') ? 'asymmetric' : 'symmetric';
         const label = `${dtype} [${shape}] ${JSON.stringify(g)}`;
         const { scale, zeroPoint } = randomQParams(refNumBlocks(shape, g), dtype, scheme, seed++);
-        const q = quantizeSync(xt, { dtype, scheme, granularity: g, scale, zeroPoint });
+        const out = Tensor.zeros(dtype, shape);
+        out.data.fill(0xa5);
+        const q = quantizeSync(xt, { dtype, scheme, granularity: g, scale, zeroPoint, out });
         const want = refQuantize(x, shape, g, scale, zeroPoint, dtype);
         t.equal(firstDifference(new Uint8Array(q.data.data.buffer), refPack(want, dtype)), -1, `static bytes ${label}`);
         t.equal(firstDifference(dequantizeSync(q).data, refDequantize(want, shape, g, scale, zeroPoint)), -1, `dequantize ${label}`);

@@ -33,10 +33,9 @@ void layer_norm_row_scalar(const float* x, float* y, int64_t dim, float eps, Aff
   const double mean = sum / dim;
   double sq = 0;
   for (int64_t j = 0; j < dim; ++j) sq += (x[j] - mean) * (x[j] - mean);
-  const float rstd = static_cast<float>(1.0 / std::sqrt(sq / dim + eps));
-  const float m = static_cast<float>(mean);
+  const double rstd = 1.0 / std::sqrt(sq / dim + eps);
   for (int64_t j = 0; j < dim; ++j) {
-    float v = (x[j] - m) * rstd;
+    float v = static_cast<float>((x[j] - mean) * rstd);
     if (a.weight) v = v * a.weight[j] + (a.bias ? a.bias[j] : 0.0f);
     if (scale) v = v * (1.0f + scale[j]) + shift[j];
     y[j] = v;
@@ -68,8 +67,7 @@ QARVD_AVX2 float sum_avx2(const float* x, int64_t n) {
 }
 
 // Sums of d = x - c and of d^2 over a row. With c the (float) mean, the first is the rounding error of
-// that mean, which layer_norm_row_avx2 folds back in: this keeps rows with a large common offset
-// accurate to float precision rather than to the offset's.
+// that mean, which layer_norm_row_avx2 folds back in.
 struct DevSums {
   float d, d2;
 };
@@ -111,14 +109,15 @@ QARVD_AVX2 void layer_norm_row_avx2(const float* x, float* y, int64_t dim, float
   const float m0 = sum_avx2(x, dim) / n;
   const DevSums ds = dev_sums_avx2(x, dim, m0);
   const float delta = ds.d / n;
-  const float mean = m0 + delta;
   const float var = std::max(0.0f, ds.d2 / n - delta * delta);
-  const __m256 vm = _mm256_set1_ps(mean), vr = _mm256_set1_ps(1.0f / std::sqrt(var + eps));
+  // (x - m0) is exact for x near m0 (Sterbenz), so centring in two steps keeps rows with a large
+  // common offset accurate to the precision of their deviations, not of the offset.
+  const __m256 vm = _mm256_set1_ps(m0), vd = _mm256_set1_ps(delta), vr = _mm256_set1_ps(1.0f / std::sqrt(var + eps));
   const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
   for (int64_t j = 0; j < dim; j += 8) {
     const bool tail = j + 8 > dim;
     const __m256i m = simd::tail_mask_avx2(static_cast<int>(std::min<int64_t>(8, dim - j)));
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(load_or(x, j, tail, m, zero), vm), vr);
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(load_or(x, j, tail, m, zero), vm), vd), vr);
     if (a.weight) v = _mm256_fmadd_ps(v, load_or(a.weight, j, tail, m, one), load_or(a.bias, j, tail, m, zero));
     if (scale) v = _mm256_fmadd_ps(v, _mm256_add_ps(one, load_or(scale, j, tail, m, zero)), load_or(shift, j, tail, m, zero));
     if (tail) {

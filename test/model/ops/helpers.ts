@@ -1,4 +1,5 @@
 // Shared by the model-op tests: seeded data, the code paths to test, and float comparison.
+import type { Test } from 'tap';
 import { backends, setIsa, Tensor, type Isa } from '../../../lib/index.js';
 
 /** Deterministic uniform numbers in [-1, 1). */
@@ -60,7 +61,7 @@ export function compare(actual: ArrayLike<number>, expected: ArrayLike<number>, 
 }
 
 /** Asserts closeness within rtol/atol on tap's `t`. */
-export function assertClose(t: { ok(value: unknown, message?: string): unknown }, actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number | ArrayLike<number>, what: string): void {
+export function assertClose(t: Test, actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number | ArrayLike<number>, what: string): void {
   const c = compare(actual, expected, rtol, atol);
   t.ok(c.ratio <= 1, `${what}: within rtol ${rtol}, atol ${typeof atol === 'number' ? atol : 'per element'} (${c.detail}, ratio ${c.ratio.toFixed(3)})`);
 }

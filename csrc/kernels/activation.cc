@@ -28,17 +28,21 @@ void run_scalar(Activation kind, const float* x, float* out, int64_t n) {
   }
 }
 
-QARVD_AVX2 inline __m256 gelu8(__m256 x) {
-  __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
-  __m256 u = _mm256_mul_ps(_mm256_set1_ps(kSqrt2OverPi), _mm256_fmadd_ps(_mm256_set1_ps(kGeluCubic), x3, x));
-  __m256 e = simd::exp_avx2(_mm256_mul_ps(_mm256_set1_ps(-2.0f), u));
-  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+// x / (1 + exp(z)). Where z > 88 the saturating exp would leave x / e^88, so the result is x * 0
+// there instead: (-)0 for finite x (the true value is below |x| 6e-39), and NaN for x = -inf, as
+// -inf * sigmoid(-inf) = -inf * 0 in PyTorch and in the scalar path.
+QARVD_AVX2 inline __m256 x_over_1_plus_exp(__m256 x, __m256 z) {
+  __m256 y = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), simd::exp_avx2(z)));
+  return _mm256_blendv_ps(y, _mm256_mul_ps(x, _mm256_setzero_ps()), _mm256_cmp_ps(z, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
 }
 
-QARVD_AVX2 inline __m256 silu8(__m256 x) {
-  __m256 e = simd::exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x));
-  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+QARVD_AVX2 inline __m256 gelu8(__m256 x) {
+  __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  __m256 minus_2u = _mm256_mul_ps(_mm256_set1_ps(-2.0f * kSqrt2OverPi), _mm256_fmadd_ps(_mm256_set1_ps(kGeluCubic), x3, x));
+  return x_over_1_plus_exp(x, minus_2u);
 }
+
+QARVD_AVX2 inline __m256 silu8(__m256 x) { return x_over_1_plus_exp(x, _mm256_sub_ps(_mm256_setzero_ps(), x)); }
 
 template <__m256 (*F)(__m256)>
 QARVD_AVX2 void map_avx2(const float* x, float* out, int64_t n) {

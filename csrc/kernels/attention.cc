@@ -74,148 +74,173 @@ void attention_scalar(const float* q, const float* k, const float* v, float* out
 }
 
 // ---- AVX2: blocked, online softmax ----
+//
+// Scores are kept key-major (S^T[key][query]) so that the online softmax runs down the columns with
+// plain vertical vector ops, eight queries at a time, and so that keys and values are read in place:
+// only the query block is repacked (transposed and scaled, once per task).
 
-// Query block (a multiple of the 6-row micro-tile) and key block (a multiple of the 16-key tile).
-// With head_dim 128 a task's working set (packed Q, K^T, V, scores and output accumulators) is about
-// 190 KB, inside a Zen 3 L2.
+// Query block: a multiple of the QK tile width (24) and of the PV tile height (6). Key block: a
+// multiple of the QK tile height (4). With head_dim 128 a task's working set (Q^T 48 KB, scores
+// 24 KB, output accumulators 48 KB) and a key block's K and V rows (64 KB) fit a Zen 3 L2 (512 KB).
+// Measured on Zen 3: 96 x 64 runs at about 70% of the FMA peak on one core; 48 or 128-key blocks
+// are no better.
 constexpr int64_t kBq = 96;
 constexpr int64_t kBk = 64;
-constexpr int64_t kTileRows = 6;
+constexpr int kQkKeys = 4;
+constexpr int kQkQueries = 24;
+constexpr int kPvRows = 6;
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
-// c[6][16] = a[6][depth] . b[depth][16] (b rows ldb apart): one broadcast of a per row and step, two
-// loads of b, twelve FMAs into twelve accumulators.
-QARVD_AVX2 void qk_tile(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t depth, float* c,
-                        int64_t ldc) {
-  __m256 acc[kTileRows][2];
-  for (int r = 0; r < kTileRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+// st[4][24] = krow[4][depth] . qt[depth][24]: one broadcast per key row and step (the rows are read in
+// place), three loads of Q^T, twelve FMAs into twelve accumulators.
+QARVD_AVX2 void qk_tile(const float* const* krow, const float* qt, int64_t ldq, int64_t depth, float* st, int64_t lds) {
+  __m256 acc[kQkKeys][3];
+  for (int r = 0; r < kQkKeys; ++r) acc[r][0] = acc[r][1] = acc[r][2] = _mm256_setzero_ps();
   for (int64_t t = 0; t < depth; ++t) {
-    const __m256 b0 = _mm256_loadu_ps(b + t * ldb), b1 = _mm256_loadu_ps(b + t * ldb + 8);
-    for (int r = 0; r < kTileRows; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r * lda + t);
-      acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+    const float* qrow = qt + t * ldq;
+    const __m256 q0 = _mm256_loadu_ps(qrow), q1 = _mm256_loadu_ps(qrow + 8), q2 = _mm256_loadu_ps(qrow + 16);
+    for (int r = 0; r < kQkKeys; ++r) {
+      const __m256 kv = _mm256_broadcast_ss(krow[r] + t);
+      acc[r][0] = _mm256_fmadd_ps(kv, q0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(kv, q1, acc[r][1]);
+      acc[r][2] = _mm256_fmadd_ps(kv, q2, acc[r][2]);
     }
   }
-  for (int r = 0; r < kTileRows; ++r) {
-    _mm256_storeu_ps(c + r * ldc, acc[r][0]);
-    _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+  for (int r = 0; r < kQkKeys; ++r) {
+    _mm256_storeu_ps(st + r * lds, acc[r][0]);
+    _mm256_storeu_ps(st + r * lds + 8, acc[r][1]);
+    _mm256_storeu_ps(st + r * lds + 16, acc[r][2]);
   }
 }
 
-// o[6][8 W] += p[6][n] . v[n][8 W] (W = 1 or 2 vectors of head_dim columns).
-template <int W>
-QARVD_AVX2 void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t n, float* o,
-                        int64_t ldo) {
-  __m256 acc[kTileRows][W];
-  for (int r = 0; r < kTileRows; ++r)
+// o[6][8 W] += p^T[n][6]^T . v[n][8 W]: probabilities broadcast from the key-major block, value rows
+// read in place (ldv apart); the last vector of a head whose size is not a multiple of 8 is read
+// through `tail` so that nothing past the head is touched.
+template <int W, bool kMasked>
+QARVD_AVX2 void pv_tile(const float* pt, int64_t ldp, const float* v, int64_t ldv, int64_t n, float* o, int64_t ldo,
+                        __m256i tail) {
+  __m256 acc[kPvRows][W];
+  for (int r = 0; r < kPvRows; ++r)
     for (int w = 0; w < W; ++w) acc[r][w] = _mm256_loadu_ps(o + r * ldo + 8 * w);
   for (int64_t j = 0; j < n; ++j) {
+    const float* vr = v + j * ldv;
     __m256 vv[W];
-    for (int w = 0; w < W; ++w) vv[w] = _mm256_loadu_ps(v + j * ldv + 8 * w);
-    for (int r = 0; r < kTileRows; ++r) {
-      const __m256 pv = _mm256_broadcast_ss(p + r * ldp + j);
+    for (int w = 0; w < W; ++w) {
+      vv[w] = (kMasked && w == W - 1) ? _mm256_maskload_ps(vr + 8 * w, tail) : _mm256_loadu_ps(vr + 8 * w);
+    }
+    const float* pr = pt + j * ldp;
+    for (int r = 0; r < kPvRows; ++r) {
+      const __m256 pv = _mm256_broadcast_ss(pr + r);
       for (int w = 0; w < W; ++w) acc[r][w] = _mm256_fmadd_ps(pv, vv[w], acc[r][w]);
     }
   }
-  for (int r = 0; r < kTileRows; ++r)
+  for (int r = 0; r < kPvRows; ++r)
     for (int w = 0; w < W; ++w) _mm256_storeu_ps(o + r * ldo + 8 * w, acc[r][w]);
 }
 
 struct BlockScratch {
-  int64_t dp;                  // head_dim rounded up to 8 (zero-padded columns of V and O)
-  std::vector<float> qs;       // [kBq][d] scaled queries
-  std::vector<float> kt;       // [d][kBk] keys, transposed
-  std::vector<float> vp;       // [kBk][dp] values
-  std::vector<float> s;        // [kBq][kBk] scores, then probabilities
-  std::vector<float> o;        // [kBq][dp] unnormalised outputs
-  std::vector<float> m, l;     // running max and sum per query
-  std::vector<int64_t> lim;    // visible keys per query
+  int64_t dp;                 // head_dim rounded up to 8 (columns of the output accumulators)
+  std::vector<float> qt;      // [d][kBq] scaled queries, transposed
+  std::vector<float> st;      // [kBk][kBq] scores, then probabilities, key-major
+  std::vector<float> o;       // [kBq][dp] unnormalised outputs
+  std::vector<float> m, l, alpha;  // running max and sum per query; this block's rescale factor
+  std::vector<int32_t> lim;   // visible keys per query
+  std::vector<float> zero;    // [d] stands in for key rows past the end of a key block
 };
 
-// Online-softmax step for one query row over the block's first `valid` keys (of nk): turns scores
-// into exp(s - m_new), zeroes the rest, and rescales the row's running sum and output.
-QARVD_AVX2 void softmax_row(float* row, int64_t valid, int64_t nk, float& m, float& l, float* o, int64_t dp) {
-  if (valid == 0) {
-    std::fill(row, row + nk, 0.0f);
-    return;
-  }
-  __m256 vmax = _mm256_set1_ps(kNegInf);
-  int64_t j = 0;
-  for (; j + 8 <= valid; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + j));
-  float mx = simd::hmax_avx2(vmax);
-  for (; j < valid; ++j) mx = std::max(mx, row[j]);
-  const float m_new = std::max(m, mx);
-  const float alpha = std::exp(m - m_new);  // 0 for the first block (m = -inf)
-  const __m256 vm = _mm256_set1_ps(m_new);
-  __m256 vsum = _mm256_setzero_ps();
-  for (j = 0; j + 8 <= valid; j += 8) {
-    const __m256 e = simd::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
-    _mm256_storeu_ps(row + j, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  if (j < valid) {
-    const __m256i mask = simd::tail_mask_avx2(static_cast<int>(valid - j));
-    const __m256 e = _mm256_and_ps(simd::exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(row + j, mask), vm)),
-                                   _mm256_castsi256_ps(mask));
-    _mm256_maskstore_ps(row + j, mask, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  std::fill(row + valid, row + nk, 0.0f);
-  l = l * alpha + simd::hsum_avx2(vsum);
-  m = m_new;
-  if (alpha != 1.0f) {
-    const __m256 va = _mm256_set1_ps(alpha);
-    for (int64_t c = 0; c < dp; c += 8) _mm256_storeu_ps(o + c, _mm256_mul_ps(_mm256_loadu_ps(o + c), va));
+// Online-softmax step for the block's nk keys, eight queries (columns) at a time: block max under
+// the mask (key j visible to query i iff j < lim_i - kb), m_new = max(m, block max),
+// p = exp(s - m_new) (0 where masked), l = l alpha + sum p with alpha = exp(m - m_new).
+QARVD_AVX2 void softmax_block(BlockScratch& sc, int64_t rows_p, int64_t kb, int64_t nk) {
+  const __m256 neg_inf = _mm256_set1_ps(kNegInf);
+  const __m256i vkb = _mm256_set1_epi32(static_cast<int32_t>(kb)), vnk = _mm256_set1_epi32(static_cast<int32_t>(nk));
+  for (int64_t i = 0; i < rows_p; i += 8) {
+    const __m256i lim = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&sc.lim[i]));
+    const __m256i valid = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(lim, vkb), _mm256_setzero_si256()), vnk);
+    __m256 mx = neg_inf;
+    for (int64_t j = 0; j < nk; ++j) {
+      const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(valid, _mm256_set1_epi32(static_cast<int32_t>(j))));
+      mx = _mm256_max_ps(mx, _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(&sc.st[j * kBq + i]), vis));
+    }
+    const __m256 m_old = _mm256_loadu_ps(&sc.m[i]);
+    // Every query sees key 0, so m_new is finite from the first block on; there alpha = exp(-inf)
+    // saturates to 1e-38, which scales the zero l and o to zero all the same.
+    const __m256 m_new = _mm256_max_ps(m_old, mx);
+    const __m256 alpha = simd::exp_avx2(_mm256_sub_ps(m_old, m_new));
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j = 0; j < nk; ++j) {
+      const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(valid, _mm256_set1_epi32(static_cast<int32_t>(j))));
+      float* sp = &sc.st[j * kBq + i];
+      const __m256 p = _mm256_and_ps(simd::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), m_new)), vis);
+      _mm256_storeu_ps(sp, p);
+      sum = _mm256_add_ps(sum, p);
+    }
+    _mm256_storeu_ps(&sc.l[i], _mm256_fmadd_ps(_mm256_loadu_ps(&sc.l[i]), alpha, sum));
+    _mm256_storeu_ps(&sc.m[i], m_new);
+    _mm256_storeu_ps(&sc.alpha[i], alpha);
   }
 }
 
 QARVD_AVX2 void attention_block(const float* q, const float* k, const float* v, float* out, const AttentionParams& p,
                                 int64_t h, int64_t q0, BlockScratch& sc) {
   const int64_t d = p.head_dim, dp = sc.dp;
-  const int64_t rows = std::min(kBq, p.q_len - q0), rows_p = round_up(rows, kTileRows);
+  const int64_t rows = std::min(kBq, p.q_len - q0), rows_p = round_up(rows, kQkQueries);
   for (int64_t r = 0; r < rows_p; ++r) {
-    float* dst = &sc.qs[r * d];
     if (r < rows) {
       const float* src = q + (q0 + r) * p.q_stride + h * d;
-      for (int64_t c = 0; c < d; ++c) dst[c] = src[c] * p.scale;
+      for (int64_t c = 0; c < d; ++c) sc.qt[c * kBq + r] = src[c] * p.scale;
     } else {
-      std::fill(dst, dst + d, 0.0f);
+      for (int64_t c = 0; c < d; ++c) sc.qt[c * kBq + r] = 0.0f;
     }
-    sc.lim[r] = visible(p, q0 + std::min(r, rows - 1));
+    sc.lim[r] = static_cast<int32_t>(visible(p, q0 + std::min(r, rows - 1)));
   }
   std::fill(sc.m.begin(), sc.m.end(), kNegInf);
   std::fill(sc.l.begin(), sc.l.end(), 0.0f);
   std::fill(sc.o.begin(), sc.o.begin() + rows_p * dp, 0.0f);
   const int64_t kv_end = sc.lim[rows_p - 1];
+  const int64_t tail_cols = d % 8;
+  const __m256i tail = simd::tail_mask_avx2(static_cast<int>(tail_cols));
   for (int64_t kb = 0; kb < kv_end; kb += kBk) {
-    const int64_t nk = std::min(kBk, kv_end - kb), nk_p = round_up(nk, 16);
-    for (int64_t j = 0; j < nk_p; ++j) {
-      if (j < nk) {
-        const float* kj = k + (kb + j) * p.k_stride + h * d;
-        for (int64_t c = 0; c < d; ++c) sc.kt[c * kBk + j] = kj[c];
-        const float* vj = v + (kb + j) * p.v_stride + h * d;
-        std::copy_n(vj, d, &sc.vp[j * dp]);
-        std::fill(&sc.vp[j * dp + d], &sc.vp[j * dp + dp], 0.0f);
-      } else {
-        for (int64_t c = 0; c < d; ++c) sc.kt[c * kBk + j] = 0.0f;
+    const int64_t nk = std::min(kBk, kv_end - kb), nk_p = round_up(nk, kQkKeys);
+    for (int64_t i0 = 0; i0 < rows_p; i0 += kQkQueries) {
+      for (int64_t j0 = 0; j0 < nk_p; j0 += kQkKeys) {
+        const float* krow[kQkKeys];
+        for (int r = 0; r < kQkKeys; ++r) {
+          krow[r] = j0 + r < nk ? k + (kb + j0 + r) * p.k_stride + h * d : sc.zero.data();
+        }
+        qk_tile(krow, &sc.qt[i0], kBq, d, &sc.st[j0 * kBq + i0], kBq);
       }
     }
-    for (int64_t j0 = 0; j0 < nk_p; j0 += 16)
-      for (int64_t i0 = 0; i0 < rows_p; i0 += kTileRows)
-        qk_tile(&sc.qs[i0 * d], d, &sc.kt[j0], kBk, d, &sc.s[i0 * kBk + j0], kBk);
+    softmax_block(sc, rows_p, kb, nk);
     for (int64_t r = 0; r < rows_p; ++r) {
-      const int64_t valid = std::clamp<int64_t>(sc.lim[r] - kb, 0, nk);
-      softmax_row(&sc.s[r * kBk], valid, nk, sc.m[r], sc.l[r], &sc.o[r * dp], dp);
+      const float a = sc.alpha[r];
+      if (a == 1.0f) continue;
+      const __m256 va = _mm256_set1_ps(a);
+      float* orow = &sc.o[r * dp];
+      for (int64_t c = 0; c < dp; c += 8) _mm256_storeu_ps(orow + c, _mm256_mul_ps(_mm256_loadu_ps(orow + c), va));
     }
+    const float* vb = v + kb * p.v_stride + h * d;
     int64_t c0 = 0;
-    for (; c0 + 16 <= dp; c0 += 16)
-      for (int64_t i0 = 0; i0 < rows_p; i0 += kTileRows)
-        pv_tile<2>(&sc.s[i0 * kBk], kBk, &sc.vp[c0], dp, nk, &sc.o[i0 * dp + c0], dp);
-    if (c0 < dp)
-      for (int64_t i0 = 0; i0 < rows_p; i0 += kTileRows)
-        pv_tile<1>(&sc.s[i0 * kBk], kBk, &sc.vp[c0], dp, nk, &sc.o[i0 * dp + c0], dp);
+    for (; c0 + 16 <= dp; c0 += 16) {
+      const bool masked = tail_cols && c0 + 16 > d;
+      for (int64_t i0 = 0; i0 < rows_p; i0 += kPvRows) {
+        if (masked) {
+          pv_tile<2, true>(&sc.st[i0], kBq, vb + c0, p.v_stride, nk, &sc.o[i0 * dp + c0], dp, tail);
+        } else {
+          pv_tile<2, false>(&sc.st[i0], kBq, vb + c0, p.v_stride, nk, &sc.o[i0 * dp + c0], dp, tail);
+        }
+      }
+    }
+    if (c0 < dp) {
+      for (int64_t i0 = 0; i0 < rows_p; i0 += kPvRows) {
+        if (tail_cols) {
+          pv_tile<1, true>(&sc.st[i0], kBq, vb + c0, p.v_stride, nk, &sc.o[i0 * dp + c0], dp, tail);
+        } else {
+          pv_tile<1, false>(&sc.st[i0], kBq, vb + c0, p.v_stride, nk, &sc.o[i0 * dp + c0], dp, tail);
+        }
+      }
+    }
   }
   for (int64_t r = 0; r < rows; ++r) {
     const float inv = 1.0f / sc.l[r];
@@ -229,14 +254,14 @@ void attention_avx2(const float* q, const float* k, const float* v, float* out, 
   auto make = [&] {
     BlockScratch sc;
     sc.dp = dp;
-    sc.qs.resize(kBq * d);
-    sc.kt.resize(d * kBk);
-    sc.vp.resize(kBk * dp);
-    sc.s.resize(kBq * kBk);
+    sc.qt.resize(d * kBq);
+    sc.st.resize(kBk * kBq);
     sc.o.resize(kBq * dp);
     sc.m.resize(kBq);
     sc.l.resize(kBq);
+    sc.alpha.resize(kBq);
     sc.lim.resize(kBq);
+    sc.zero.assign(d, 0.0f);
     return sc;
   };
   // Last query blocks first: under the causal mask they see the most keys.

@@ -22,7 +22,8 @@ function run(kind: 'gelu_tanh' | 'silu', x: Tensor, options: ActivationOptions, 
  *
  * evaluated as the identical x / (1 + exp(-2u)), which keeps full relative precision for negative x
  * (no 1 + tanh cancellation). The AVX2 path uses a polynomial exp with max relative error about 1.2e-7;
- * results agree with the formula in double to 1e-6 relative (tested). NaN stays NaN.
+ * results agree with the formula in double to 1e-6 relative (tested). NaN stays NaN; gelu(+inf) =
+ * +inf and gelu(-inf) = NaN, as in PyTorch (-inf * 0).
  *
  * @example
  * const h = await gelu(ffnHidden);            // new tensor
@@ -60,8 +61,8 @@ export function siluSync(x: Tensor, options: ActivationOptions = {}): Tensor<'fl
 /**
  * exp(x) elementwise through the kernels' own vectorised exp (the one softmax, GELU and SiLU use on
  * the active code path), so that its accuracy can be measured: max relative error about 1.2e-7 on
- * [-87, 88.7]; below -87.34 it flushes to 0, above 88.72 it is +Infinity. Internal: not exported
- * from the package.
+ * [-87.3, 88]. The AVX2 exp saturates outside that range (about 1.2e-38 below, 1.65e38 above); NaN
+ * stays NaN. Internal: not exported from the package.
  */
 export function kernelExpSync(x: Float32Array): Float32Array {
   const out = new Float32Array(x.length);

@@ -19,6 +19,18 @@ struct Affine {
 // Rows are independent; a part of at least ~16K elements amortises the pool wake-up.
 int64_t row_grain(int64_t dim) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(dim, 1)); }
 
+// The modulation group of consecutive rows, without a division per row.
+struct GroupCursor {
+  int64_t group, left, per_group;
+  GroupCursor(int64_t row, int64_t per) : group(row / per), left(per - row % per), per_group(per) {}
+  void next() {
+    if (--left == 0) {
+      ++group;
+      left = per_group;
+    }
+  }
+};
+
 void check_groups(NormShape s, int64_t groups) {
   if (groups < 1 || s.rows % groups != 0) throw std::range_error("norm: groups must divide rows");
 }
@@ -73,75 +85,110 @@ struct DevSums {
 };
 QARVD_AVX2 DevSums dev_sums_avx2(const float* x, int64_t n, float c) {
   const __m256 vc = _mm256_set1_ps(c);
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+  // Four independent chains each, so the loop runs at load rate rather than at FMA latency.
+  __m256 s[4], q[4];
+  for (int k = 0; k < 4; ++k) s[k] = q[k] = _mm256_setzero_ps();
   int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + j), vc), d1 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), vc);
-    s0 = _mm256_add_ps(s0, d0);
-    s1 = _mm256_add_ps(s1, d1);
-    q0 = _mm256_fmadd_ps(d0, d0, q0);
-    q1 = _mm256_fmadd_ps(d1, d1, q1);
+  for (; j + 32 <= n; j += 32) {
+    for (int k = 0; k < 4; ++k) {
+      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8 * k), vc);
+      s[k] = _mm256_add_ps(s[k], d);
+      q[k] = _mm256_fmadd_ps(d, d, q[k]);
+    }
   }
   for (; j + 8 <= n; j += 8) {
-    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), vc);
-    s0 = _mm256_add_ps(s0, d);
-    q0 = _mm256_fmadd_ps(d, d, q0);
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), vc);
+    s[0] = _mm256_add_ps(s[0], d);
+    q[0] = _mm256_fmadd_ps(d, d, q[0]);
   }
   if (j < n) {
-    __m256i m = simd::tail_mask_avx2(static_cast<int>(n - j));
+    const __m256i m = simd::tail_mask_avx2(static_cast<int>(n - j));
     // Masked-off lanes load 0; zero their deviation too so they add nothing.
-    __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, m), vc), _mm256_castsi256_ps(m));
-    s1 = _mm256_add_ps(s1, d);
-    q1 = _mm256_fmadd_ps(d, d, q1);
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, m), vc), _mm256_castsi256_ps(m));
+    s[1] = _mm256_add_ps(s[1], d);
+    q[1] = _mm256_fmadd_ps(d, d, q[1]);
   }
-  return {simd::hsum_avx2(_mm256_add_ps(s0, s1)), simd::hsum_avx2(_mm256_add_ps(q0, q1))};
+  const __m256 st = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+  const __m256 qt = _mm256_add_ps(_mm256_add_ps(q[0], q[1]), _mm256_add_ps(q[2], q[3]));
+  return {simd::hsum_avx2(st), simd::hsum_avx2(qt)};
 }
 
-// Loads 8 lanes (or the masked tail) of an optional vector; `fallback` where the vector is null.
-QARVD_AVX2 inline __m256 load_or(const float* p, int64_t j, bool tail, __m256i m, __m256 fallback) {
-  if (!p) return fallback;
-  return tail ? _mm256_maskload_ps(p + j, m) : _mm256_loadu_ps(p + j);
+template <bool kTail>
+QARVD_AVX2 inline __m256 load8(const float* p, __m256i m) {
+  return kTail ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p);
+}
+template <bool kTail>
+QARVD_AVX2 inline void store8(float* p, __m256i m, __m256 v) {
+  if (kTail) {
+    _mm256_maskstore_ps(p, m, v);
+  } else {
+    _mm256_storeu_ps(p, v);
+  }
 }
 
-QARVD_AVX2 void layer_norm_row_avx2(const float* x, float* y, int64_t dim, float eps, Affine a,
-                                    const float* shift, const float* scale) {
-  const float n = static_cast<float>(dim);
-  const float m0 = sum_avx2(x, dim) / n;
+// What a LayerNorm row applies after centring: the row's statistics and its optional vectors.
+struct LnRow {
+  __m256 m0, delta, rstd;
+  const float *weight, *bias, *shift, *scale;
+};
+
+// Eight elements (or the masked tail) of a LayerNorm row; the optional steps are template flags so
+// that the row loop carries no per-element branches.
+template <bool kTail, bool kWeight, bool kBias, bool kMod>
+QARVD_AVX2 inline void ln_step(const float* x, float* y, int64_t j, __m256i m, const LnRow& r) {
+  __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(load8<kTail>(x + j, m), r.m0), r.delta), r.rstd);
+  if (kWeight) {
+    const __m256 w = load8<kTail>(r.weight + j, m);
+    v = kBias ? _mm256_fmadd_ps(v, w, load8<kTail>(r.bias + j, m)) : _mm256_mul_ps(v, w);
+  }
+  if (kMod) {
+    const __m256 sc = _mm256_add_ps(_mm256_set1_ps(1.0f), load8<kTail>(r.scale + j, m));
+    v = _mm256_fmadd_ps(v, sc, load8<kTail>(r.shift + j, m));
+  }
+  store8<kTail>(y + j, m, v);
+}
+
+template <bool kWeight, bool kBias, bool kMod>
+QARVD_AVX2 void layer_norm_row_avx2(const float* x, float* y, int64_t dim, float eps, LnRow r) {
+  const float inv_n = 1.0f / static_cast<float>(dim);
+  const float m0 = sum_avx2(x, dim) * inv_n;
   const DevSums ds = dev_sums_avx2(x, dim, m0);
-  const float delta = ds.d / n;
-  const float var = std::max(0.0f, ds.d2 / n - delta * delta);
+  const float delta = ds.d * inv_n;
+  const float var = std::max(0.0f, ds.d2 * inv_n - delta * delta);
   // (x - m0) is exact for x near m0 (Sterbenz), so centring in two steps keeps rows with a large
   // common offset accurate to the precision of their deviations, not of the offset.
-  const __m256 vm = _mm256_set1_ps(m0), vd = _mm256_set1_ps(delta), vr = _mm256_set1_ps(1.0f / std::sqrt(var + eps));
-  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-  for (int64_t j = 0; j < dim; j += 8) {
-    const bool tail = j + 8 > dim;
-    const __m256i m = simd::tail_mask_avx2(static_cast<int>(std::min<int64_t>(8, dim - j)));
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(load_or(x, j, tail, m, zero), vm), vd), vr);
-    if (a.weight) v = _mm256_fmadd_ps(v, load_or(a.weight, j, tail, m, one), load_or(a.bias, j, tail, m, zero));
-    if (scale) v = _mm256_fmadd_ps(v, _mm256_add_ps(one, load_or(scale, j, tail, m, zero)), load_or(shift, j, tail, m, zero));
-    if (tail) {
-      _mm256_maskstore_ps(y + j, m, v);
-    } else {
-      _mm256_storeu_ps(y + j, v);
-    }
-  }
+  r.m0 = _mm256_set1_ps(m0);
+  r.delta = _mm256_set1_ps(delta);
+  r.rstd = _mm256_set1_ps(1.0f / std::sqrt(var + eps));
+  const __m256i all = _mm256_set1_epi32(-1);
+  int64_t j = 0;
+  for (; j + 8 <= dim; j += 8) ln_step<false, kWeight, kBias, kMod>(x, y, j, all, r);
+  if (j < dim) ln_step<true, kWeight, kBias, kMod>(x, y, j, simd::tail_mask_avx2(static_cast<int>(dim - j)), r);
 }
 
+using LnRowFn = void (*)(const float*, float*, int64_t, float, LnRow);
+
+LnRowFn pick_layer_norm_row(bool weight, bool bias, bool mod) {
+  if (!weight) return mod ? layer_norm_row_avx2<false, false, true> : layer_norm_row_avx2<false, false, false>;
+  if (!bias) return mod ? layer_norm_row_avx2<true, false, true> : layer_norm_row_avx2<true, false, false>;
+  return mod ? layer_norm_row_avx2<true, true, true> : layer_norm_row_avx2<true, true, false>;
+}
+
+template <bool kTail, bool kWeight>
+QARVD_AVX2 inline void rms_step(const float* x, float* y, const float* w, int64_t j, __m256i m, __m256 r) {
+  __m256 v = _mm256_mul_ps(load8<kTail>(x + j, m), r);
+  if (kWeight) v = _mm256_mul_ps(v, load8<kTail>(w + j, m));
+  store8<kTail>(y + j, m, v);
+}
+
+template <bool kWeight>
 QARVD_AVX2 void rms_norm_row_avx2(const float* x, float* y, int64_t dim, float eps, const float* weight) {
   const float ms = dev_sums_avx2(x, dim, 0.0f).d2 / static_cast<float>(dim);
-  const __m256 vr = _mm256_set1_ps(1.0f / std::sqrt(ms + eps));
-  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-  for (int64_t j = 0; j < dim; j += 8) {
-    const bool tail = j + 8 > dim;
-    const __m256i m = simd::tail_mask_avx2(static_cast<int>(std::min<int64_t>(8, dim - j)));
-    __m256 v = _mm256_mul_ps(_mm256_mul_ps(load_or(x, j, tail, m, zero), vr), load_or(weight, j, tail, m, one));
-    if (tail) {
-      _mm256_maskstore_ps(y + j, m, v);
-    } else {
-      _mm256_storeu_ps(y + j, v);
-    }
-  }
+  const __m256 r = _mm256_set1_ps(1.0f / std::sqrt(ms + eps));
+  const __m256i all = _mm256_set1_epi32(-1);
+  int64_t j = 0;
+  for (; j + 8 <= dim; j += 8) rms_step<false, kWeight>(x, y, weight, j, all, r);
+  if (j < dim) rms_step<true, kWeight>(x, y, weight, j, simd::tail_mask_avx2(static_cast<int>(dim - j)), r);
 }
 
 QARVD_AVX2 void gated_row_avx2(const float* x, const float* r, const float* g, float* y, int64_t dim) {
@@ -149,7 +196,10 @@ QARVD_AVX2 void gated_row_avx2(const float* x, const float* r, const float* g, f
   for (; j + 8 <= dim; j += 8) {
     _mm256_storeu_ps(y + j, _mm256_fmadd_ps(_mm256_loadu_ps(r + j), _mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j)));
   }
-  for (; j < dim; ++j) y[j] = x[j] + r[j] * g[j];
+  if (j < dim) {
+    const __m256i m = simd::tail_mask_avx2(static_cast<int>(dim - j));
+    store8<true>(y + j, m, _mm256_fmadd_ps(load8<true>(r + j, m), load8<true>(g + j, m), load8<true>(x + j, m)));
+  }
 }
 
 }  // namespace
@@ -158,16 +208,19 @@ void layer_norm(const float* x, float* out, NormShape s, float eps, const float*
                 const float* shift, const float* scale, int64_t groups) {
   check_groups(s, groups);
   if ((shift == nullptr) != (scale == nullptr)) throw std::invalid_argument("layer_norm: shift and scale go together");
+  if (bias && !weight) throw std::invalid_argument("layer_norm: bias needs weight");
   const int64_t per_group = s.rows / groups;
   const bool avx2 = active_isa() >= Isa::kAvx2;
   const Affine a{weight, bias};
+  const LnRowFn row_avx2 = pick_layer_norm_row(weight != nullptr, bias != nullptr, scale != nullptr);
   parallel_for(s.rows, row_grain(s.dim), [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t g = i / per_group;
+    GroupCursor gc(b, per_group);
+    for (int64_t i = b; i < e; ++i, gc.next()) {
+      const int64_t g = gc.group;
       const float* sh = shift ? shift + g * s.dim : nullptr;
       const float* sc = scale ? scale + g * s.dim : nullptr;
       if (avx2) {
-        layer_norm_row_avx2(x + i * s.dim, out + i * s.dim, s.dim, eps, a, sh, sc);
+        row_avx2(x + i * s.dim, out + i * s.dim, s.dim, eps, LnRow{{}, {}, {}, weight, bias, sh, sc});
       } else {
         layer_norm_row_scalar(x + i * s.dim, out + i * s.dim, s.dim, eps, a, sh, sc);
       }
@@ -180,7 +233,7 @@ void rms_norm(const float* x, float* out, NormShape s, float eps, const float* w
   parallel_for(s.rows, row_grain(s.dim), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       if (avx2) {
-        rms_norm_row_avx2(x + i * s.dim, out + i * s.dim, s.dim, eps, weight);
+        (weight ? rms_norm_row_avx2<true> : rms_norm_row_avx2<false>)(x + i * s.dim, out + i * s.dim, s.dim, eps, weight);
       } else {
         rms_norm_row_scalar(x + i * s.dim, out + i * s.dim, s.dim, eps, weight);
       }
@@ -193,8 +246,9 @@ void gated_residual(const float* x, const float* y, const float* gate, float* ou
   const int64_t per_group = s.rows / groups;
   const bool avx2 = active_isa() >= Isa::kAvx2;
   parallel_for(s.rows, row_grain(s.dim), [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) {
-      const float* g = gate + (i / per_group) * s.dim;
+    GroupCursor gc(b, per_group);
+    for (int64_t i = b; i < e; ++i, gc.next()) {
+      const float* g = gate + gc.group * s.dim;
       const float* xi = x + i * s.dim;
       const float* yi = y + i * s.dim;
       float* oi = out + i * s.dim;

@@ -46,14 +46,73 @@ void rotate_scalar(const float* x, float* y, const float* c, const float* s, int
   }
 }
 
+// Pairs never straddle the masked tail (d is even, vectors hold four pairs), so the in-pair swap
+// works the same on the tail.
 QARVD_AVX2 void rotate_avx2(const float* x, float* y, const float* c, const float* s, int64_t d) {
   int64_t j = 0;
   for (; j + 8 <= d; j += 8) {
-    __m256 v = _mm256_loadu_ps(x + j);
-    __m256 sw = _mm256_permute_ps(v, 0xB1);  // (x1, x0) in every pair
+    const __m256 v = _mm256_loadu_ps(x + j);
+    const __m256 sw = _mm256_permute_ps(v, 0xB1);  // (x1, x0) in every pair
     _mm256_storeu_ps(y + j, _mm256_fmadd_ps(v, _mm256_loadu_ps(c + j), _mm256_mul_ps(sw, _mm256_loadu_ps(s + j))));
   }
-  if (j < d) rotate_scalar(x + j, y + j, c + j, s + j, d - j);
+  if (j < d) {
+    const __m256i m = simd::tail_mask_avx2(static_cast<int>(d - j));
+    const __m256 v = _mm256_maskload_ps(x + j, m);
+    const __m256 sw = _mm256_permute_ps(v, 0xB1);
+    _mm256_maskstore_ps(y + j, m, _mm256_fmadd_ps(v, _mm256_maskload_ps(c + j, m), _mm256_mul_ps(sw, _mm256_maskload_ps(s + j, m))));
+  }
+}
+
+struct Tables {
+  PartTable part[3];  // frame, height, width
+};
+
+// Rotates tokens [b, e). The token's cos/sin row (shared by its heads) is kept assembled and only
+// the parts whose position changed are refreshed: the width part every token, the height part every
+// row, the frame part every frame.
+// Not itself compiled for AVX2: the scalar instantiation must run on any x86-64.
+template <bool kAvx2>
+void rope_range(const float* x, float* out, const RopeShape& s, const Tables& t, int64_t b, int64_t e) {
+  const int64_t d = s.head_dim, row = s.heads * d, hw = s.height * s.width;
+  const int64_t p0 = t.part[0].size, p1 = t.part[1].size, p2 = t.part[2].size;
+  std::vector<float> c(d), sn(d);
+  int64_t f = b / hw, r = (b % hw) / s.width, w = b % s.width;
+  int64_t have_f = -1, have_r = -1;
+  for (int64_t tok = b; tok < e; ++tok) {
+    if (f != have_f) {
+      std::copy_n(&t.part[0].c[f * p0], p0, c.data());
+      std::copy_n(&t.part[0].s[f * p0], p0, sn.data());
+      have_f = f;
+    }
+    if (r != have_r) {
+      std::copy_n(&t.part[1].c[r * p1], p1, c.data() + p0);
+      std::copy_n(&t.part[1].s[r * p1], p1, sn.data() + p0);
+      have_r = r;
+    }
+    const float* wc = &t.part[2].c[w * p2];
+    const float* ws = &t.part[2].s[w * p2];
+    for (int64_t j = 0; j < p2; ++j) {
+      c[p0 + p1 + j] = wc[j];
+      sn[p0 + p1 + j] = ws[j];
+    }
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const float* xi = x + tok * row + h * d;
+      float* yi = out + tok * row + h * d;
+      if (kAvx2) {
+        rotate_avx2(xi, yi, c.data(), sn.data(), d);
+      } else {
+        rotate_scalar(xi, yi, c.data(), sn.data(), d);
+      }
+    }
+    if (++w == s.width) {
+      w = 0;
+      if (++r == s.height) {
+        r = 0;
+        ++f;
+        have_r = -1;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -70,35 +129,15 @@ void rope_3d(const float* x, float* out, const RopeShape& s) {
   if (s.tokens != s.frames * s.height * s.width) throw std::range_error("rope_3d: tokens != frames * height * width");
   int64_t parts[3];
   rope_split(s.head_dim, parts);
-  const PartTable tf = make_table(parts[0], s.start_frame, s.frames, s.theta);
-  const PartTable th = make_table(parts[1], 0, s.height, s.theta);
-  const PartTable tw = make_table(parts[2], 0, s.width, s.theta);
-  const int64_t d = s.head_dim, row = s.heads * d, hw = s.height * s.width;
+  const Tables t{{make_table(parts[0], s.start_frame, s.frames, s.theta), make_table(parts[1], 0, s.height, s.theta),
+                  make_table(parts[2], 0, s.width, s.theta)}};
   const bool avx2 = active_isa() >= Isa::kAvx2;
-  const int64_t grain = std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(row, 1));
+  const int64_t grain = std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(s.heads * s.head_dim, 1));
   parallel_for(s.tokens, grain, [&](int64_t b, int64_t e, int) {
-    // The cos/sin row of a token is shared by all its heads: assemble it once from the three parts.
-    std::vector<float> c(d), sn(d);
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t f = t / hw, r = (t % hw) / s.width, w = t % s.width;
-      const PartTable* tables[3] = {&tf, &th, &tw};
-      const int64_t pos[3] = {f, r, w};
-      int64_t off = 0;
-      for (int k = 0; k < 3; ++k) {
-        const int64_t p = tables[k]->size;
-        std::copy_n(&tables[k]->c[pos[k] * p], p, c.data() + off);
-        std::copy_n(&tables[k]->s[pos[k] * p], p, sn.data() + off);
-        off += p;
-      }
-      for (int64_t h = 0; h < s.heads; ++h) {
-        const float* xi = x + t * row + h * d;
-        float* yi = out + t * row + h * d;
-        if (avx2) {
-          rotate_avx2(xi, yi, c.data(), sn.data(), d);
-        } else {
-          rotate_scalar(xi, yi, c.data(), sn.data(), d);
-        }
-      }
+    if (avx2) {
+      rope_range<true>(x, out, s, t, b, e);
+    } else {
+      rope_range<false>(x, out, s, t, b, e);
     }
   });
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -278,6 +279,8 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   if (p.q_stride < row || p.k_stride < row || p.v_stride < row || p.out_stride < row)
     throw std::range_error("attention: token stride smaller than heads * head_dim");
   if (p.chunk < 0 || p.query_offset < 0) throw std::range_error("attention: bad mask");
+  // The AVX2 kernel compares key positions in 32-bit lanes.
+  if (p.kv_len > INT32_MAX) throw std::range_error("attention: more than 2^31 - 1 keys");
   if (p.q_len == 0) return;
   if (active_isa() >= Isa::kAvx2) {
     attention_avx2(q, k, v, out, p);

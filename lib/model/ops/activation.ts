@@ -11,7 +11,7 @@ export interface ActivationOptions {
 function run(kind: 'gelu_tanh' | 'silu', x: Tensor, options: ActivationOptions, async: boolean) {
   const xt = expectFloat32(x, 'x');
   const o = expectObject(options, 'options') as ActivationOptions;
-  const out = outputFor(o.out, 'options.out', xt, [xt], [xt]);
+  const out = outputFor(o.out, 'options.out', xt, [xt]);
   return { done: ops().activation(kind, xt.data, out.data, async), out };
 }
 

@@ -54,7 +54,7 @@ function run(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions, async: 
     }
   }
   const scale = o.scale === undefined ? 1 / Math.sqrt(ql.headDim) : expectFiniteNumber(o.scale, 'options.scale', { positive: true });
-  const out = outputFor(o.out, 'options.out', qt, [qt], [qt, kt, vt]);
+  const out = outputFor(o.out, 'options.out', qt, [qt], [kt, vt]);
   const done = ops().attention(qt.data, kt.data, vt.data, out.data, ql.tokens, kl.tokens, ql.heads, ql.headDim, chunk, queryOffset, scale, async);
   return { done, out };
 }

@@ -103,19 +103,24 @@ function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
 }
 
 /**
- * The output tensor: `out` when given (float32, the shape of `like`, either exactly one of `inPlace`
- * or disjoint from all of `inputs`), else a new tensor of zeros.
+ * The output tensor: `out` when given (float32, the shape of `like`), else a new tensor of zeros.
+ * `out` may be exactly one of `mayBe` (in place) but must not partly overlap them, and must share no
+ * memory with any of `mustAvoid` (inputs the kernel still reads while it writes).
  */
-export function outputFor(out: unknown, name: string, like: Tensor, inPlace: readonly Tensor[], inputs: readonly Tensor[]): Tensor<'float32'> {
+export function outputFor(out: unknown, name: string, like: Tensor, mayBe: readonly Tensor[], mustAvoid: readonly (Tensor | undefined)[] = []): Tensor<'float32'> {
   if (out === undefined) return Tensor.zeros('float32', like.shape);
   const o = expectFloat32(out, name);
   if (shapeText(o.shape) !== shapeText(like.shape)) {
     throw new RangeError(`Expected ${name} to have shape ${shapeText(like.shape)} but received ${shapeText(o.shape)}`);
   }
-  for (const t of inputs) {
-    if (inPlace.includes(t) && sameView(o.data, t.data)) continue;
-    if (overlap(o.data, t.data)) {
-      throw new RangeError(`Expected ${name} to be ${inPlace.length ? 'the input itself or ' : ''}memory disjoint from the inputs but it overlaps one (${describe(o.data)})`);
+  for (const t of mayBe) {
+    if (overlap(o.data, t.data) && !sameView(o.data, t.data)) {
+      throw new RangeError(`Expected ${name} to be the input itself or memory disjoint from it but it partly overlaps (${describe(o.data)})`);
+    }
+  }
+  for (const t of mustAvoid) {
+    if (t && overlap(o.data, t.data)) {
+      throw new RangeError(`Expected ${name} to share no memory with the inputs the kernel reads but it overlaps one (${describe(o.data)})`);
     }
   }
   return o;

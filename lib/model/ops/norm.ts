@@ -64,7 +64,7 @@ function layerNormRun(x: Tensor, options: LayerNormOptions, async: boolean) {
     shift = sh.data;
     scale = sc.data;
   }
-  const out = outputFor(o.out, 'options.out', xt, [xt], [xt]);
+  const out = outputFor(o.out, 'options.out', xt, [xt], [o.weight, o.bias, o.shift, o.scale]);
   const done = ops().layerNorm(xt.data, out.data, rows, dim, eps, weight, bias, shift, scale, groups, async);
   return { done, out };
 }
@@ -104,7 +104,7 @@ function rmsNormRun(x: Tensor, options: RmsNormOptions, async: boolean) {
   const { rows, dim } = rowsOf(xt, 'x');
   const eps = expectEps(o.eps, 'options.eps');
   const weight = vector(o.weight, 'options.weight', dim);
-  const out = outputFor(o.out, 'options.out', xt, [xt], [xt]);
+  const out = outputFor(o.out, 'options.out', xt, [xt], [o.weight]);
   return { done: ops().rmsNorm(xt.data, out.data, rows, dim, eps, weight, async), out };
 }
 
@@ -136,7 +136,7 @@ function gatedRun(x: Tensor, y: Tensor, gate: Tensor, options: GatedResidualOpti
     throw new RangeError(`Expected y to have the shape of x ${shapeText(xt.shape)} but received ${shapeText(yt.shape)}`);
   }
   const groups = groupsOf(gt, 'gate', rows, dim);
-  const out = outputFor(o.out, 'options.out', xt, [xt, yt], [xt, yt, gt]);
+  const out = outputFor(o.out, 'options.out', xt, [xt, yt], [gt]);
   return { done: ops().gatedResidual(xt.data, yt.data, gt.data, out.data, rows, dim, groups, async), out };
 }
 

@@ -46,7 +46,7 @@ function run(x: Tensor, options: Rope3dOptions, async: boolean) {
   }
   const startFrame = expectInteger(o.startFrame ?? 0, 'options.startFrame', { min: 0 });
   const theta = expectFiniteNumber(o.theta ?? 10000, 'options.theta', { positive: true });
-  const out = outputFor(o.out, 'options.out', xt, [xt], [xt]);
+  const out = outputFor(o.out, 'options.out', xt, [xt]);
   return { done: ops().rope3d(xt.data, out.data, tokens, heads, headDim, frames, height, width, startFrame, theta, async), out };
 }
 

@@ -3,7 +3,7 @@
 // kernel's blocks (96 queries x 64 keys) and vector widths. Tolerance: |error| <= 1e-5 |ref| +
 // 1e-5 max|v| (outputs are convex combinations of the rows of v; float32 scores and accumulation).
 import t from 'tap';
-import { attention, attentionSync, Tensor } from '../../../lib/index.js';
+import { attention, attentionSync, backends, gelu, layerNorm, setThreads, Tensor } from '../../../lib/index.js';
 import { assertClose, isas, maxAbs, randomTensor, withIsa } from './helpers.js';
 import { attentionRef } from './reference.js';
 
@@ -107,6 +107,30 @@ t.test('attention out options', async (t) => {
   t.same(attentionSync(Tensor.zeros('float32', [0, 2, 16]), k, v).shape, [0, 2, 16], 'no queries');
 });
 
+t.test('attention: any thread count gives the same bits; concurrent Promises', async (t) => {
+  const q = randomTensor([300, 3, 64], 11, 2);
+  const k = randomTensor([450, 3, 64], 12, 2);
+  const v = randomTensor([450, 3, 64], 13);
+  const mask = { type: 'chunkCausal', chunkSize: 150, queryOffset: 150 } as const;
+  const threads = backends().cpu.threads;
+  const results: number[][] = [];
+  try {
+    for (const n of [1, 2, 3, 5]) {
+      setThreads(n);
+      results.push(Array.from(attentionSync(q, k, v, { mask }).data));
+    }
+  } finally {
+    setThreads(threads);
+  }
+  for (let i = 1; i < results.length; i++) t.same(results[i], results[0], `thread count #${i} matches 1 thread`);
+  // Several calls in flight at once (the pool serialises them) each give their own sync result.
+  const x = randomTensor([96, 128], 14, 3);
+  const [a, g, n] = await Promise.all([attention(q, k, v, { mask }), gelu(x), layerNorm(x)]);
+  t.same(Array.from(a.data), results[0], 'attention');
+  t.same(Array.from(g.data), Array.from((await gelu(x)).data), 'gelu');
+  t.same(Array.from(n.data), Array.from((await layerNorm(x)).data), 'layerNorm');
+});
+
 t.test('attention rejects bad input naming the argument', async (t) => {
   const q = Tensor.zeros('float32', [4, 2, 8]);
   const k = Tensor.zeros('float32', [6, 2, 8]);
@@ -128,5 +152,7 @@ t.test('attention rejects bad input naming the argument', async (t) => {
   t.throws(() => attentionSync(q, k, k, { out: Tensor.zeros('float32', [4, 16]) }), { name: 'RangeError', message: /options\.out/ });
   const kInOut = new Tensor('float32', [4, 2, 8], k.data.subarray(0, 64));
   t.throws(() => attentionSync(q, k, k, { out: kInOut }), { name: 'RangeError', message: /options\.out.*overlaps/ });
+  const qkv = Tensor.zeros('float32', [4, 2, 8]);
+  t.throws(() => attentionSync(qkv, qkv, qkv, { out: qkv }), { name: 'RangeError', message: /options\.out.*overlaps/ }, 'out = q is refused when q is also k');
   await t.rejects(attention(q, k, k, { mask: { type: 'chunkCausal', chunkSize: -2 } }), { name: 'RangeError', message: /options\.mask\.chunkSize/ });
 });

@@ -150,36 +150,56 @@ struct BlockScratch {
   std::vector<float> zero;    // [d] stands in for key rows past the end of a key block
 };
 
-// Online-softmax step for the block's nk keys, eight queries (columns) at a time: block max under
-// the mask (key j visible to query i iff j < lim_i - kb), m_new = max(m, block max),
-// p = exp(s - m_new) (0 where masked), l = l alpha + sum p with alpha = exp(m - m_new).
-QARVD_AVX2 void softmax_block(BlockScratch& sc, int64_t rows_p, int64_t kb, int64_t nk) {
+// Online-softmax step for the block's nk keys and eight queries (columns) at i: block max under the
+// mask (key j visible to query i iff j < valid_i), m_new = max(m, block max), p = exp(s - m_new)
+// (0 where masked), l = l alpha + sum p with alpha = exp(m - m_new). kMasked = false is the common
+// case of every key visible to all eight queries (always so without a mask), with no mask work.
+template <bool kMasked>
+QARVD_AVX2 void softmax_columns(BlockScratch& sc, int64_t i, int64_t nk, __m256i valid) {
   const __m256 neg_inf = _mm256_set1_ps(kNegInf);
+  __m256 mx = neg_inf;
+  for (int64_t j = 0; j < nk; ++j) {
+    __m256 s = _mm256_loadu_ps(&sc.st[j * kBq + i]);
+    if (kMasked) {
+      const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(valid, _mm256_set1_epi32(static_cast<int32_t>(j))));
+      s = _mm256_blendv_ps(neg_inf, s, vis);
+    }
+    mx = _mm256_max_ps(mx, s);
+  }
+  const __m256 m_old = _mm256_loadu_ps(&sc.m[i]);
+  // Every query sees key 0, so m_new is finite from the first block on; there alpha = exp(-inf)
+  // saturates to 1e-38, which scales the zero l and o to zero all the same.
+  const __m256 m_new = _mm256_max_ps(m_old, mx);
+  const __m256 alpha = simd::exp_avx2(_mm256_sub_ps(m_old, m_new));
+  __m256 sum0 = _mm256_setzero_ps(), sum1 = sum0;
+  for (int64_t j = 0; j < nk; ++j) {
+    float* sp = &sc.st[j * kBq + i];
+    __m256 p = simd::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), m_new));
+    if (kMasked) {
+      p = _mm256_and_ps(p, _mm256_castsi256_ps(_mm256_cmpgt_epi32(valid, _mm256_set1_epi32(static_cast<int32_t>(j)))));
+    }
+    _mm256_storeu_ps(sp, p);
+    if (j & 1) {
+      sum1 = _mm256_add_ps(sum1, p);
+    } else {
+      sum0 = _mm256_add_ps(sum0, p);
+    }
+  }
+  _mm256_storeu_ps(&sc.l[i], _mm256_fmadd_ps(_mm256_loadu_ps(&sc.l[i]), alpha, _mm256_add_ps(sum0, sum1)));
+  _mm256_storeu_ps(&sc.m[i], m_new);
+  _mm256_storeu_ps(&sc.alpha[i], alpha);
+}
+
+QARVD_AVX2 void softmax_block(BlockScratch& sc, int64_t rows_p, int64_t kb, int64_t nk) {
   const __m256i vkb = _mm256_set1_epi32(static_cast<int32_t>(kb)), vnk = _mm256_set1_epi32(static_cast<int32_t>(nk));
   for (int64_t i = 0; i < rows_p; i += 8) {
     const __m256i lim = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&sc.lim[i]));
     const __m256i valid = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(lim, vkb), _mm256_setzero_si256()), vnk);
-    __m256 mx = neg_inf;
-    for (int64_t j = 0; j < nk; ++j) {
-      const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(valid, _mm256_set1_epi32(static_cast<int32_t>(j))));
-      mx = _mm256_max_ps(mx, _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(&sc.st[j * kBq + i]), vis));
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(valid, vnk))) == 0xFF) {
+      softmax_columns<false>(sc, i, nk, valid);
+    } else {
+      softmax_columns<true>(sc, i, nk, valid);
     }
-    const __m256 m_old = _mm256_loadu_ps(&sc.m[i]);
-    // Every query sees key 0, so m_new is finite from the first block on; there alpha = exp(-inf)
-    // saturates to 1e-38, which scales the zero l and o to zero all the same.
-    const __m256 m_new = _mm256_max_ps(m_old, mx);
-    const __m256 alpha = simd::exp_avx2(_mm256_sub_ps(m_old, m_new));
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t j = 0; j < nk; ++j) {
-      const __m256 vis = _mm256_castsi256_ps(_mm256_cmpgt_epi32(valid, _mm256_set1_epi32(static_cast<int32_t>(j))));
-      float* sp = &sc.st[j * kBq + i];
-      const __m256 p = _mm256_and_ps(simd::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sp), m_new)), vis);
-      _mm256_storeu_ps(sp, p);
-      sum = _mm256_add_ps(sum, p);
-    }
-    _mm256_storeu_ps(&sc.l[i], _mm256_fmadd_ps(_mm256_loadu_ps(&sc.l[i]), alpha, sum));
-    _mm256_storeu_ps(&sc.m[i], m_new);
-    _mm256_storeu_ps(&sc.alpha[i], alpha);
   }
 }
 

@@ -34,7 +34,12 @@ export async function gelu(x: Tensor, options: ActivationOptions = {}): Promise<
   return finish(done, out, true);
 }
 
-/** Synchronous {@link gelu}, for small inputs. */
+/**
+ * Synchronous {@link gelu}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * const h = geluSync(hidden);
+ */
 export function geluSync(x: Tensor, options: ActivationOptions = {}): Tensor<'float32'> {
   const { done, out } = run('gelu_tanh', x, options, false);
   return finish(done, out, false);
@@ -52,7 +57,12 @@ export async function silu(x: Tensor, options: ActivationOptions = {}): Promise<
   return finish(done, out, true);
 }
 
-/** Synchronous {@link silu}, for small inputs. */
+/**
+ * Synchronous {@link silu}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * const e = siluSync(timeEmbedding);
+ */
 export function siluSync(x: Tensor, options: ActivationOptions = {}): Tensor<'float32'> {
   const { done, out } = run('silu', x, options, false);
   return finish(done, out, false);

@@ -82,7 +82,12 @@ export async function attention(q: Tensor, k: Tensor, v: Tensor, options: Attent
   return finish(done, out, true);
 }
 
-/** Synchronous {@link attention}, for small inputs. */
+/**
+ * Synchronous {@link attention}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * const y = attentionSync(q, ctxK, ctxV, { heads: 4 }); // [tokens, dim] layout
+ */
 export function attentionSync(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor<'float32'> {
   const { done, out } = run(q, k, v, options, false);
   return finish(done, out, false);

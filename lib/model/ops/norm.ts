@@ -92,7 +92,12 @@ export async function layerNorm(x: Tensor, options: LayerNormOptions = {}): Prom
   return finish(done, out, true);
 }
 
-/** Synchronous {@link layerNorm}, for small inputs. */
+/**
+ * Synchronous {@link layerNorm}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * const y = layerNormSync(x, { shift, scale, eps: 1e-6 });
+ */
 export function layerNormSync(x: Tensor, options: LayerNormOptions = {}): Tensor<'float32'> {
   const { done, out } = layerNormRun(x, options, false);
   return finish(done, out, false);
@@ -120,7 +125,12 @@ export async function rmsNorm(x: Tensor, options: RmsNormOptions = {}): Promise<
   return finish(done, out, true);
 }
 
-/** Synchronous {@link rmsNorm}, for small inputs. */
+/**
+ * Synchronous {@link rmsNorm}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * const qn = rmsNormSync(q, { weight: normQWeight });
+ */
 export function rmsNormSync(x: Tensor, options: RmsNormOptions = {}): Tensor<'float32'> {
   const { done, out } = rmsNormRun(x, options, false);
   return finish(done, out, false);
@@ -153,7 +163,12 @@ export async function gatedResidual(x: Tensor, y: Tensor, gate: Tensor, options:
   return finish(done, out, true);
 }
 
-/** Synchronous {@link gatedResidual}, for small inputs. */
+/**
+ * Synchronous {@link gatedResidual}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * gatedResidualSync(x, ffnOut, gateFfn, { out: x });
+ */
 export function gatedResidualSync(x: Tensor, y: Tensor, gate: Tensor, options: GatedResidualOptions = {}): Tensor<'float32'> {
   const { done, out } = gatedRun(x, y, gate, options, false);
   return finish(done, out, false);

@@ -71,7 +71,12 @@ export async function rope3d(x: Tensor, options: Rope3dOptions): Promise<Tensor<
   return finish(done, out, true);
 }
 
-/** Synchronous {@link rope3d}, for small inputs. */
+/**
+ * Synchronous {@link rope3d}, for small inputs (it blocks the event loop).
+ *
+ * @example
+ * rope3dSync(k, { grid: [3, 8, 8], startFrame: 3, out: k }); // in place
+ */
 export function rope3dSync(x: Tensor, options: Rope3dOptions): Tensor<'float32'> {
   const { done, out } = run(x, options, false);
   return finish(done, out, false);

@@ -4,7 +4,8 @@
 // tokens). GFLOP/s for attention (4 * queries * visible keys * headDim * heads), GB/s for the rest
 // (bytes read + written once); the scalar path and onnxruntime-node's own kernel for the same op
 // (MultiHeadAttention, LayerNormalization, SimplifiedLayerNormalization, FastGelu; same thread count)
-// where they finish in reasonable time.
+// where they finish in reasonable time. The candidates of a row run in alternation, so that they
+// share the machine's load; figures are the best run of each.
 //
 //   node bench/ops.mjs [--quick] [--full]      (after `npm run build`; --full adds ORT's 400-GFLOP attention)
 import {
@@ -27,19 +28,26 @@ function random(shape, seed, amplitude = 1) {
   return new Tensor('float32', shape, data);
 }
 
-/** Best and median seconds over repeated runs (at least `min` runs and `seconds` of wall time). */
-async function time(fn, { min = 5, seconds = quick ? 0.2 : 1 } = {}) {
-  await fn();
-  const times = [];
+/**
+ * Times the candidates in alternation (one run of each per round, so that they share whatever load
+ * the machine has) for at least `min` rounds and `seconds` of wall time; best and median per candidate.
+ */
+async function timeAll(fns, { min = 5, seconds = quick ? 0.3 : 1.5 } = {}) {
+  const times = fns.map(() => []);
+  for (const f of fns) await f();
   const start = performance.now();
-  while (times.length < min || (performance.now() - start) / 1000 < seconds) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-    if (times.length >= 500) break;
+  while (times[0].length < min || (performance.now() - start) / 1000 < seconds) {
+    for (let i = 0; i < fns.length; i++) {
+      const t0 = performance.now();
+      await fns[i]();
+      times[i].push((performance.now() - t0) / 1000);
+    }
+    if (times[0].length >= 500) break;
   }
-  times.sort((a, b) => a - b);
-  return { best: times[0], median: times[Math.floor(times.length / 2)] };
+  return times.map((t) => {
+    t.sort((a, b) => a - b);
+    return { best: t[0], median: t[Math.floor(t.length / 2)] };
+  });
 }
 
 /** An onnxruntime session of one node on `threads` threads, run with fixed feeds. */
@@ -55,19 +63,22 @@ function fmt(t, work) {
 }
 
 async function report(config, op, shape, fn, work, { scalar = true, peer } = {}) {
-  const ours = await time(fn);
-  let vsScalar = '-';
+  const fns = [fn];
   if (scalar && backends().cpu.avx2) {
-    setIsa('scalar');
-    const s = await time(fn, { min: 2, seconds: quick ? 0.1 : 0.5 });
-    setIsa('amx');
-    vsScalar = `${(s.best / ours.best).toFixed(1)}x`;
+    fns.push(() => {
+      setIsa('scalar');
+      try {
+        fn();
+      } finally {
+        setIsa('amx');
+      }
+    });
   }
-  let vsOrt = '-';
-  if (peer) {
-    const p = await time(await peer(), { min: 3, seconds: quick ? 0.2 : 1 });
-    vsOrt = `${(p.best / ours.best).toFixed(2)}x (ORT ${fmt(p.best, work)})`;
-  }
+  const peerIndex = peer ? fns.push(await peer()) - 1 : -1;
+  const [ours, ...others] = await timeAll(fns);
+  const vsScalar = fns.length > 1 && peerIndex !== 1 ? `${(others[0].best / ours.best).toFixed(1)}x` : '-';
+  const p = peerIndex > 0 ? others[peerIndex - 1] : null;
+  const vsOrt = p ? `${(p.best / ours.best).toFixed(2)}x (ORT ${fmt(p.best, work)})` : '-';
   console.log(`${config.padEnd(9)} ${op.padEnd(24)} ${shape.padEnd(34)} ${(ours.best * 1e3).toFixed(3).padStart(10)} ms (median ${(ours.median * 1e3).toFixed(3)})  ${fmt(ours.best, work).padStart(15)}   scalar ${vsScalar.padStart(6)}   vs ORT ${vsOrt}`);
 }
 

@@ -126,6 +126,10 @@ export class KvCache {
     const o = expectObject(options, 'options') as KvCacheAttentionOptions;
     if (this.#length === 0) throw new RangeError('Expected a non-empty cache for attention but its length is 0');
     const qt = expectFloat32(q, 'q');
+    const ql = headsOf(qt, 'q', qt.rank === 2 ? this.heads : undefined, 'heads');
+    if (ql.heads !== this.heads || ql.headDim !== this.headDim) {
+      throw new RangeError(`Expected q to have the cache's ${this.heads} heads of ${this.headDim} but received shape ${shapeText(qt.shape)}`);
+    }
     return { scale: o.scale, out: o.out, heads: qt.rank === 2 ? this.heads : undefined };
   }
 

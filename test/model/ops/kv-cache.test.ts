@@ -113,7 +113,8 @@ t.test('cache rejects bad input naming the argument', async (t) => {
   t.throws(() => cache.append(Tensor.zeros('float32', [2, 2, 4]), Tensor.zeros('float32', [2, 2, 4])), { name: 'RangeError', message: /3 of 4 tokens in use/ });
   t.throws(() => cache.truncate(4), { name: 'RangeError', message: /length/ });
   t.throws(() => cache.truncate(-1), { name: 'RangeError', message: /length/ });
-  t.throws(() => cache.attentionSync(Tensor.zeros('float32', [1, 3, 4])), { name: 'RangeError', message: /k to have 3 heads|heads/ });
+  t.throws(() => cache.attentionSync(Tensor.zeros('float32', [1, 3, 4])), { name: 'RangeError', message: /q to have the cache's 2 heads of 4/ });
+  t.throws(() => cache.attentionSync(Tensor.zeros('float32', [1, 12])), { name: 'RangeError', message: /q to have the cache's 2 heads of 4/ });
   // no changes while an attention call reads the cache
   const pending = cache.attention(Tensor.zeros('float32', [1, 2, 4]));
   t.throws(() => cache.truncate(0), { name: 'Error', message: /in flight/ });

@@ -4,6 +4,23 @@ export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
 export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors.js';
 export { videoMetrics, type VideoMetrics, type VideoMetricsOptions } from './metrics/video.js';
+export { latentsToFrames, channelRanges, frameStrip, encodePng, encodeGif, writePng, writeGif, type RgbaFrames, type LatentImageOptions } from './io/images.js';
+export { allocate, type AllocationItem, type AllocationOption, type AllocationPlan, type AllocateOptions } from './allocation/knapsack.js';
+export { minMax, minMaxSync, absMax, absMaxSync, type ReduceOptions, type MinMax, type MinMaxPerAxis, type AbsMax, type AbsMaxPerAxis } from './calibration/reduce.js';
+export { columnNorms, columnNormsSync } from './calibration/norms.js';
+export { Histogram, percentileOfCounts, MAX_BINS, type HistogramOptions, type HistogramAddOptions, type HistogramJSON } from './calibration/histogram.js';
+export { percentile, quantileSorted, medianSorted, type MedianConvention } from './calibration/quantile.js';
+export {
+  mseClipSearch, mseClipSearchSync, mseChannelClipSearch, mseChannelClipSearchSync, DEFAULT_PERCENTILES,
+  type MseClipSearchOptions, type MseClipSearchResult, type ChannelClipSearchOptions, type ChannelClipSearchResult,
+} from './calibration/clip_search.js';
+export { Gram, gramAccumulate, gramAccumulateSync, type GramOptions, type GramJSON } from './calibration/gram.js';
+export { detectOutliers, detectOutliersSync, detectOutliersFromNorms, type OutlierMethod, type OutlierOptions, type OutlierResult } from './calibration/outliers.js';
+export { chunkWeightsFromSensitivity } from './calibration/chunk_weights.js';
+export { type ObserveOptions, type ObserverConfig, type TensorQParams, type ValueStats } from './calibration/observer.js';
+export { MinMaxObserver, PerChannelMinMaxObserver, type ChannelQParams, type MinMaxObserverJSON, type PerChannelMinMaxObserverJSON } from './calibration/minmax_observer.js';
+export { HistogramObserver, DEFAULT_BINS, type HistogramGridConfig, type HistogramObserverJSON } from './calibration/histogram_observer.js';
+export { MseObserver, type MseObserverConfig, type ChunkWeights, type MseCandidate, type MseObserverJSON } from './calibration/mse_observer.js';
 export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, gatedResidual, gatedResidualSync, type LayerNormOptions, type RmsNormOptions, type GatedResidualOptions } from './model/ops/norm.js';
 export { gelu, geluSync, silu, siluSync, type ActivationOptions } from './model/ops/activation.js';
 export { rope3d, rope3dSync, ropeSplit, type Rope3dOptions } from './model/ops/rope.js';

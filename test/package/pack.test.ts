@@ -45,6 +45,8 @@ console.log(JSON.stringify({ isa: b.cpu.isa, cuda: b.cuda.compiled, size: x.size
   writeFileSync(path.join(project, 'cjs.cjs'), `const q = require('qarvd'); console.log(typeof q.backends);`);
   t.equal(run(process.execPath, ['--no-warnings', 'cjs.cjs'], project).trim(), 'function', 'CommonJS require works');
 
+  t.match(run(path.join(project, 'node_modules/.bin/qarvd'), ['info'], project), /CPU +\w+ path/, 'the qarvd command is installed');
+
   // Types resolve for TypeScript users.
   const dts = readdirSync(path.join(project, 'node_modules/qarvd/dist')).filter((f) => f.endsWith('.d.ts'));
   t.ok(dts.includes('index.d.ts'));

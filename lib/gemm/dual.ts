@@ -1,4 +1,5 @@
 // The dual-scale (outlier-aware) linear layer of Q-ARVD as one fused integer GEMM.
+import type { GptqDualResult } from '../calibration/gptq.js';
 import { detectOutliersSync, type OutlierOptions, type OutlierResult } from '../calibration/outliers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { describe, expectObject } from '../util/validate.js';
@@ -7,6 +8,7 @@ import { checkWeightParams, groupCount, parseSegment, type ActivationQuantOption
 import {
   IntLinear,
   expectK,
+  gptqSegmentSource,
   parseMode,
   unpackQuantized,
   type GemmMode,
@@ -211,6 +213,46 @@ export class DualScaleLinear extends IntLinear {
       cfg.scheme = params.zeroPoint.every((z) => z === 0) ? 'symmetric' : 'asymmetric';
       return { k0, len, cfg, q };
     });
+    const bias = toBias(opts.bias, n, 'options.bias');
+    return new DualScaleLinear(n, k, outlierIdx, sources, bias, parseMode(opts.mode, 'options.mode'));
+  }
+
+  /**
+   * A layer from a dual-scale {@link gptq} result (`outlierIdx` and the two segments' integers in
+   * the column order of `perm`, as this layer takes them), with each segment's activation quantizer.
+   *
+   * @example
+   * const r = await gptq(w, gram, { outlierIdx, outlier: { dtype: 'int8' }, normal: { dtype: 'int4', groupSize: 128 } });
+   * const layer = DualScaleLinear.fromGptq(r, { bias });
+   */
+  static fromGptq(
+    result: GptqDualResult,
+    options: {
+      bias?: Tensor<'float32'> | Float32Array;
+      outlier?: { activation?: ActivationQuantOptions };
+      normal?: { activation?: ActivationQuantOptions };
+      mode?: GemmMode;
+    } = {},
+  ): DualScaleLinear {
+    const opts = expectObject(options, 'options');
+    const r = expectObject(result, 'result') as unknown as GptqDualResult;
+    if (r.type !== 'dual') throw new TypeError(`Expected a dual-scale gptq result for result but received type ${String(r.type)}`);
+    const n = r.outFeatures;
+    const k = r.inFeatures;
+    expectK(k, 'result.inFeatures');
+    const outlierIdx = checkOutlierIdx(r.outlierIdx, k, 'result.outlierIdx');
+    const nOut = outlierIdx.length;
+    const o = opts.outlier === undefined ? {} : expectObject(opts.outlier, 'options.outlier');
+    const nm = opts.normal === undefined ? {} : expectObject(opts.normal, 'options.normal');
+    const sources: SegmentSource[] = [];
+    if (nOut > 0) {
+      if (!r.outlier) throw new TypeError('Expected result.outlier for the outlier columns but received null');
+      sources.push(gptqSegmentSource(r.outlier, n, 0, o.activation, 'result.outlier'));
+    }
+    if (nOut < k) {
+      if (!r.normal) throw new TypeError('Expected result.normal for the normal columns but received null');
+      sources.push(gptqSegmentSource(r.normal, n, nOut, nm.activation, 'result.normal'));
+    }
     const bias = toBias(opts.bias, n, 'options.bias');
     return new DualScaleLinear(n, k, outlierIdx, sources, bias, parseMode(opts.mode, 'options.mode'));
   }

@@ -1,6 +1,7 @@
 // Quantized linear layers (W8A8, W4A8) on the integer GEMM family, and the machinery they share with
 // the dual-scale layer (dual.ts): building the native layer segment by segment, forward in fast or
 // emulated mode, reading the quantized weights back, and the raw int32 accumulators for debugging.
+import type { GptqSegment, GptqSingleResult } from '../calibration/gptq.js';
 import { Tensor, expectTensor } from '../tensor/tensor.js';
 import { expectObject, expectOneOf } from '../util/validate.js';
 import { PackedWeights, flattenInput, expectWeight, toBias, wrapHandle, type Linear } from './linear.js';
@@ -205,6 +206,36 @@ export interface QuantizedLinearFromQuantizedOptions {
   mode?: GemmMode;
 }
 
+/**
+ * @internal A GPTQ segment as kernel input: unsigned types become the signed ones of the same
+ * width (q - 2^(b-1), zeroPoint - 2^(b-1): the same dequantized values), int4 runs on the 4-bit
+ * kernel.
+ */
+export function gptqSegmentSource(
+  seg: GptqSegment,
+  n: number,
+  k0: number,
+  activation: unknown,
+  path: string,
+): SegmentSource {
+  const s = expectObject(seg, path) as unknown as GptqSegment;
+  if (!['int8', 'uint8', 'int4', 'uint4'].includes(s.dtype)) throw new RangeError(`Expected a quantized dtype in ${path}.dtype but received ${String(s.dtype)}`);
+  const len = s.columns;
+  if (!(s.q instanceof Int8Array || s.q instanceof Uint8Array) || s.q.length !== n * len) {
+    throw new RangeError(`Expected ${n} x ${len} quantized values in ${path}.q`);
+  }
+  const dtype: WeightDType = s.dtype === 'int8' || s.dtype === 'uint8' ? 'int8' : 'int4';
+  const offset = s.dtype === 'uint8' ? 128 : s.dtype === 'uint4' ? 8 : 0;
+  const q = offset ? Int8Array.from(s.q, (v) => v - offset) : Int8Array.from(s.q);
+  const zeroPoint = Int32Array.from(s.zeroPoint, (z) => z - offset);
+  const cfg = parseSegment({ dtype, ...(s.groupSize ? { groupSize: s.groupSize } : {}) }, activation, path, n, len);
+  const params = checkWeightParams(s.scale, zeroPoint, dtype, n * groupCount(len, cfg.groupSize), path);
+  cfg.scale = params.scale;
+  cfg.zeroPoint = params.zeroPoint;
+  cfg.scheme = s.scheme;
+  return { k0, len, cfg, q };
+}
+
 export function expectK(k: number, name: string): void {
   if (k > MAX_QUANTIZED_K) {
     throw new RangeError(`Expected at most ${MAX_QUANTIZED_K} input features (the int32 accumulators' limit) in ${name} but received ${k}`);
@@ -271,6 +302,29 @@ export class QuantizedLinear extends IntLinear {
     const q = unpackQuantized(t, 'weight', n, k);
     const bias = toBias(opts.bias, n, 'options.bias');
     return new QuantizedLinear(n, k, { k0: 0, len: k, cfg, q }, bias, parseMode(opts.mode, 'options.mode'));
+  }
+
+  /**
+   * A layer from a single-quantizer {@link gptq} result (its integers, scales and zero points as
+   * they are; uint8/uint4 results run as int8/int4 with shifted zero points, the same values).
+   *
+   * @example
+   * const r = await gptq(w, gram, { dtype: 'int4', groupSize: 128 });
+   * const layer = QuantizedLinear.fromGptq(r, { bias });
+   */
+  static fromGptq(
+    result: GptqSingleResult,
+    options: { bias?: Tensor<'float32'> | Float32Array; activation?: ActivationQuantOptions; mode?: GemmMode } = {},
+  ): QuantizedLinear {
+    const opts = expectObject(options, 'options');
+    const r = expectObject(result, 'result') as unknown as GptqSingleResult;
+    if (r.type !== 'single') throw new TypeError(`Expected a single-quantizer gptq result for result but received type ${String(r.type)}`);
+    const n = r.outFeatures;
+    const k = r.inFeatures;
+    expectK(k, 'result.inFeatures');
+    const source = gptqSegmentSource(r, n, 0, opts.activation, 'result');
+    const bias = toBias(opts.bias, n, 'options.bias');
+    return new QuantizedLinear(n, k, source, bias, parseMode(opts.mode, 'options.mode'));
   }
 
   /** The integer weights, scales and zero points the layer holds (read back from native memory). */

@@ -26,3 +26,7 @@ export { gelu, geluSync, silu, siluSync, type ActivationOptions } from './model/
 export { rope3d, rope3dSync, ropeSplit, type Rope3dOptions } from './model/ops/rope.js';
 export { attention, attentionSync, type AttentionMask, type AttentionOptions } from './model/ops/attention.js';
 export { KvCache, type KvCacheOptions, type KvCacheAttentionOptions } from './model/ops/kv-cache.js';
+export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear } from './gemm/linear.js';
+export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
+export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
+export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';

@@ -68,6 +68,8 @@ export class CausalDit {
   readonly config: Readonly<DitConfig>;
   readonly #linears = new Map<string, Linear>();
   readonly #params = new Map<string, Tensor<'float32'>>();
+  /** The float weights the model was built from (referenced, not copied): what quantization starts from. */
+  readonly #source = new Map<string, { weight: Tensor<'float32'>; bias: Tensor<'float32'> }>();
   readonly #ones: Tensor<'float32'>;
 
   private constructor(config: Readonly<DitConfig>) {
@@ -99,6 +101,7 @@ export class CausalDit {
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);
       model.#linears.set(name, LinearF32.fromFloat(w, { bias: get(`${name}.bias`) }));
+      model.#source.set(name, { weight: w, bias: get(`${name}.bias`) });
     }
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       const base = name.replace(/\.(weight|bias)$/, '');
@@ -117,6 +120,13 @@ export class CausalDit {
     const l = this.#linears.get(name);
     if (!l) throw new RangeError(`Expected a linear layer name such as blocks.0.ffn.0 but received ${describe(name)}`);
     return l;
+  }
+
+  /** The full-precision weight [out, in] and bias of a linear, as the model was built. */
+  floatWeights(name: string): { weight: Tensor<'float32'>; bias: Tensor<'float32'> } {
+    const s = this.#source.get(name);
+    if (!s) throw new RangeError(`Expected a linear layer name such as blocks.0.ffn.0 but received ${describe(name)}`);
+    return s;
   }
 
   /** Replaces a block linear (for example with a QuantizedLinear); features must match. */

@@ -119,3 +119,19 @@ t.test('bad input', async (t) => {
   await model.forward(x, { timestep: 0, context: ctx, state: small, commit: true });
   await t.rejects(model.forward(x, { timestep: 0, context: ctx, state: small }), { name: 'RangeError', message: /KV cache/ });
 });
+
+t.test('self-forcing-1.3b sizes: one block at the real widths runs a chunk', async (t) => {
+  // The real configuration with a single block (30 would take minutes on 2 CPU cores; the GPU
+  // benchmark runs all of them): 3 frames of 60 x 104 latents = 4680 tokens, dim 1536, 12 heads.
+  const { SELF_FORCING_1_3B } = await import('../../lib/model/config.js');
+  const config = { ...SELF_FORCING_1_3B, layers: 1, textLen: 32 };
+  const model = CausalDit.synthetic(config, { seed: 0 });
+  t.same(model.floatWeights('blocks.0.ffn.0').weight.shape, [8960, 1536]);
+  const state = model.createState(3);
+  const ctx = await model.embedContext(encodePrompt('a red fox', config));
+  const x = new Tensor('float32', [3, 16, 60, 104], new Rng(1).fillNormal(new Float32Array(3 * 16 * 60 * 104)));
+  const flow = await model.forward(x, { timestep: 1000, context: ctx, state, commit: true });
+  t.same(flow.shape, [3, 16, 60, 104]);
+  t.ok(flow.data.every(Number.isFinite));
+  t.equal(state.committedTokens, 4680);
+});

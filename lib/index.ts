@@ -21,6 +21,10 @@ export { type ObserveOptions, type ObserverConfig, type TensorQParams, type Valu
 export { MinMaxObserver, PerChannelMinMaxObserver, type ChannelQParams, type MinMaxObserverJSON, type PerChannelMinMaxObserverJSON } from './calibration/minmax_observer.js';
 export { HistogramObserver, DEFAULT_BINS, type HistogramGridConfig, type HistogramObserverJSON } from './calibration/histogram_observer.js';
 export { MseObserver, type MseObserverConfig, type ChunkWeights, type MseCandidate, type MseObserverJSON } from './calibration/mse_observer.js';
+export {
+  gptq, gptqSync, gptqDequantize, gptqHessianFactorSync,
+  type GptqOptions, type GptqQuantizer, type GptqSegment, type GptqLoss, type GptqResult, type GptqSingleResult, type GptqDualResult,
+} from './calibration/gptq.js';
 export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, gatedResidual, gatedResidualSync, type LayerNormOptions, type RmsNormOptions, type GatedResidualOptions } from './model/ops/norm.js';
 export { gelu, geluSync, silu, siluSync, type ActivationOptions } from './model/ops/activation.js';
 export { rope3d, rope3dSync, ropeSplit, type Rope3dOptions } from './model/ops/rope.js';
@@ -38,3 +42,7 @@ export { Rng, hashString } from './model/random.js';
 export { loadModel, saveModelWeights, saveSyntheticModel, namedConfig, CONFIG_METADATA_KEY } from './model/io.js';
 export { DEFAULT_PROMPTS } from './model/prompts.js';
 export { writeVideos, readVideos, type VideoEntry, type VideoSet } from './io/videos.js';
+export { type Granularity, checkGranularity, scaleShape, numScales } from './primitives/granularity.js';
+export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';
+export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qtensor.js';
+export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';

@@ -1,0 +1,166 @@
+// Bindings of the quantize family (csrc/kernels/quantize.h). Arguments arrive validated by
+// lib/primitives/quantize.ts; here only what would corrupt memory is re-checked (codes, dimensions,
+// buffer lengths against the layout). Every function takes a trailing `async` flag: true returns a
+// Promise and runs on the libuv pool.
+#include <stdexcept>
+#include <string>
+
+#include "../kernels/quantize.h"
+#include "util.h"
+
+namespace {
+
+using qarvd::BlockLayout;
+using qarvd::FloatType;
+using qarvd::QType;
+namespace nb = qarvd::napi;
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::out_of_range("native: " + what);
+}
+
+FloatType float_type(const Napi::CallbackInfo& info, size_t i) {
+  int64_t code = nb::integer(info, i, "xType");
+  require(code >= 0 && code <= 2, "xType must be a float dtype code");
+  return static_cast<FloatType>(code);
+}
+
+QType quant_type(const Napi::CallbackInfo& info, size_t i) {
+  int64_t code = nb::integer(info, i, "qType");
+  require(code >= 4 && code <= 7, "qType must be a quantized dtype code");
+  return static_cast<QType>(code);
+}
+
+int64_t mul(int64_t a, int64_t b) {
+  int64_t r;
+  require(!__builtin_mul_overflow(a, b, &r), "tensor size overflows");
+  return r;
+}
+
+// Five arguments from index i: outer, axisLen, inner, mode, groupSize.
+BlockLayout layout(const Napi::CallbackInfo& info, size_t i) {
+  BlockLayout l;
+  l.outer = nb::integer(info, i, "outer");
+  l.axis_len = nb::integer(info, i + 1, "axisLen");
+  l.inner = nb::integer(info, i + 2, "inner");
+  int64_t mode = nb::integer(info, i + 3, "mode");
+  require(mode >= 0 && mode <= 2, "unknown granularity mode");
+  l.mode = static_cast<qarvd::Granularity>(mode);
+  l.group = nb::integer(info, i + 4, "groupSize");
+  l.validate();
+  mul(mul(l.outer, l.axis_len), l.inner);
+  return l;
+}
+
+// The float input as raw bytes, checked to hold exactly `count` elements of type xt.
+const void* float_input(const Napi::CallbackInfo& info, size_t i, FloatType xt, int64_t count) {
+  if (xt == FloatType::kF32) {
+    auto v = nb::typed_array<float>(info, i, "x");
+    require(static_cast<int64_t>(v.length) == count, "x has the wrong length");
+    return v.data;
+  }
+  auto v = nb::typed_array<uint16_t>(info, i, "x");
+  require(static_cast<int64_t>(v.length) == count, "x has the wrong length");
+  return v.data;
+}
+
+void* packed(const Napi::CallbackInfo& info, size_t i, const char* name, QType qt, int64_t count) {
+  auto v = nb::bytes(info, i, name);
+  require(static_cast<int64_t>(v.length) == qarvd::packed_bytes(qt, count), std::string(name) + " has the wrong length");
+  return v.data;
+}
+
+template <typename T>
+T* exactly(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t count) {
+  auto v = nb::typed_array<T>(info, i, name);
+  require(static_cast<int64_t>(v.length) == count, std::string(name) + " has the wrong length");
+  return v.data;
+}
+
+// quantize(x, xType, outer, axisLen, inner, mode, groupSize, scale, zeroPoint, qType, out, async)
+Napi::Value Quantize(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  const void* x = float_input(info, 0, xt, l.size());
+  const float* scale = exactly<float>(info, 7, "scale", l.num_scales());
+  const int32_t* zp = exactly<int32_t>(info, 8, "zeroPoint", l.num_scales());
+  QType qt = quant_type(info, 9);
+  void* out = packed(info, 10, "out", qt, l.size());
+  return nb::dispatch(info, nb::boolean(info, 11, "async"), [=] { qarvd::quantize(x, xt, l, scale, zp, qt, out); });
+}
+
+// dequantize(q, qType, outer, axisLen, inner, mode, groupSize, scale, zeroPoint, out, async)
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  QType qt = quant_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  const void* q = packed(info, 0, "q", qt, l.size());
+  const float* scale = exactly<float>(info, 7, "scale", l.num_scales());
+  const int32_t* zp = exactly<int32_t>(info, 8, "zeroPoint", l.num_scales());
+  float* out = exactly<float>(info, 9, "out", l.size());
+  return nb::dispatch(info, nb::boolean(info, 10, "async"), [=] { qarvd::dequantize(q, qt, l, scale, zp, out); });
+}
+
+// chooseQParams(x, xType, outer, axisLen, inner, mode, groupSize, qType, symmetric, scale, zeroPoint, async)
+Napi::Value ChooseQParams(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  const void* x = float_input(info, 0, xt, l.size());
+  QType qt = quant_type(info, 7);
+  bool symmetric = nb::boolean(info, 8, "symmetric");
+  float* scale = exactly<float>(info, 9, "scale", l.num_scales());
+  int32_t* zp = exactly<int32_t>(info, 10, "zeroPoint", l.num_scales());
+  return nb::dispatch(info, nb::boolean(info, 11, "async"),
+                      [=] { qarvd::choose_qparams_blocks(x, xt, l, qt, symmetric, scale, zp); });
+}
+
+// blockRange(x, xType, outer, axisLen, inner, mode, groupSize, lo, hi, async)
+Napi::Value BlockRange(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  const void* x = float_input(info, 0, xt, l.size());
+  float* lo = exactly<float>(info, 7, "lo", l.num_scales());
+  float* hi = exactly<float>(info, 8, "hi", l.num_scales());
+  return nb::dispatch(info, nb::boolean(info, 9, "async"), [=] { qarvd::block_range(x, xt, l, lo, hi); });
+}
+
+// quantizePerToken(x, xType, rows, cols, qType, symmetric, out, scale, zeroPoint, async)
+Napi::Value QuantizePerToken(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  int64_t rows = nb::integer(info, 2, "rows"), cols = nb::integer(info, 3, "cols");
+  require(rows >= 0 && cols >= 0, "negative dimension");
+  int64_t n = mul(rows, cols);
+  const void* x = float_input(info, 0, xt, n);
+  QType qt = quant_type(info, 4);
+  bool symmetric = nb::boolean(info, 5, "symmetric");
+  void* out = packed(info, 6, "out", qt, n);
+  float* scale = exactly<float>(info, 7, "scale", rows);
+  int32_t* zp = exactly<int32_t>(info, 8, "zeroPoint", rows);
+  return nb::dispatch(info, nb::boolean(info, 9, "async"), [=] {
+    qarvd::quantize_per_token(x, xt, rows, cols, qt, symmetric, out, scale, zp);
+  });
+}
+
+// node-addon-api only turns Napi::Error into a JavaScript exception; the argument checks above throw
+// standard exceptions, which must be converted here rather than reach std::terminate.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw nb::to_js_error(info.Env(), std::current_exception());
+  }
+}
+
+void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("quantize", Napi::Function::New(env, guarded<Quantize>, "quantize"));
+  exports.Set("dequantize", Napi::Function::New(env, guarded<Dequantize>, "dequantize"));
+  exports.Set("chooseQParams", Napi::Function::New(env, guarded<ChooseQParams>, "chooseQParams"));
+  exports.Set("blockRange", Napi::Function::New(env, guarded<BlockRange>, "blockRange"));
+  exports.Set("quantizePerToken", Napi::Function::New(env, guarded<QuantizePerToken>, "quantizePerToken"));
+}
+
+}  // namespace
+
+QARVD_EXPORTS(Export);

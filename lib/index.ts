@@ -30,6 +30,18 @@ export { gelu, geluSync, silu, siluSync, type ActivationOptions } from './model/
 export { rope3d, rope3dSync, ropeSplit, type Rope3dOptions } from './model/ops/rope.js';
 export { attention, attentionSync, type AttentionMask, type AttentionOptions } from './model/ops/attention.js';
 export { KvCache, type KvCacheOptions, type KvCacheAttentionOptions } from './model/ops/kv-cache.js';
+export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear } from './gemm/linear.js';
+export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
+export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
+export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';
+export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions } from './model/dit.js';
+export { generate, sigmaOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
+export { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
+export { syntheticWeights, encodePrompt, blockLinears, type SyntheticWeights } from './model/weights.js';
+export { Rng, hashString } from './model/random.js';
+export { loadModel, saveModelWeights, saveSyntheticModel, namedConfig, CONFIG_METADATA_KEY } from './model/io.js';
+export { DEFAULT_PROMPTS } from './model/prompts.js';
+export { writeVideos, readVideos, type VideoEntry, type VideoSet } from './io/videos.js';
 export { type Granularity, checkGranularity, scaleShape, numScales } from './primitives/granularity.js';
 export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';
 export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qtensor.js';

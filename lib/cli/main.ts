@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerInfo } from './info.js';
+import { registerGenerate } from './generate.js';
+import { registerEval } from './eval.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerInfo(program);
+  registerGenerate(program);
+  registerEval(program);
   return program;
 }
 

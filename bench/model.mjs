@@ -1,0 +1,53 @@
+// The reference model on CPU: generating the embedded default with FP32 layers against W8A8 and
+// W4A8 layers (dynamic per-token int8 activations), side by side in one run, and the weight bytes.
+import { CausalDit, EMBEDDED_DEFAULT, QuantizedLinear, generate, backends, videoMetrics } from '../dist/index.js';
+
+const seeds = [1];
+const prompt = 'a red fox running through fresh snow at dawn';
+
+function quantized(model, weight) {
+  const q = CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 });
+  for (const name of q.blockLinearNames) {
+    const { weight: w, bias } = model.floatWeights(name);
+    q.setLinear(name, QuantizedLinear.fromFloat(w, { bias, weight, activation: { type: 'dynamic' } }));
+  }
+  return q;
+}
+
+async function timeVideo(model, rounds = 3) {
+  let best = Infinity, video;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    video = await generate(model, { prompt, seed: seeds[0] });
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return { seconds: best, video };
+}
+
+const fp = CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 });
+const variants = [
+  ['FP32', fp],
+  ['W8A8', quantized(fp, { dtype: 'int8', scheme: 'symmetric' })],
+  ['W4A8 (per channel)', quantized(fp, { dtype: 'int4', scheme: 'symmetric' })],
+];
+console.log(`embedded default: ${EMBEDDED_DEFAULT.layers} blocks, dim ${EMBEDDED_DEFAULT.dim}, ${EMBEDDED_DEFAULT.chunks} chunks of ${EMBEDDED_DEFAULT.framesPerChunk} frames; ${backends().cpu.isa}, ${backends().cpu.threads} threads`);
+// Interleave rounds so that background load hits every variant alike.
+const results = new Map(variants.map(([n]) => [n, { seconds: Infinity }]));
+for (let round = 0; round < 3; round++) {
+  for (const [name, model] of variants) {
+    const r = await timeVideo(model, 1);
+    const prev = results.get(name);
+    if (r.seconds < prev.seconds) results.set(name, r);
+  }
+}
+const base = results.get('FP32');
+console.log('variant              video s   chunk ms  speed-up   block-linear MB  ratio   model MB  ratio   PSNR vs FP32');
+for (const [name, model] of variants) {
+  const r = results.get(name);
+  const psnr = name === 'FP32' ? '' : videoMetrics(r.video, base.video).psnr.toFixed(2) + ' dB';
+  console.log(
+    `${name.padEnd(20)} ${r.seconds.toFixed(3).padStart(7)}  ${((r.seconds / EMBEDDED_DEFAULT.chunks) * 1000).toFixed(1).padStart(8)}  ${(base.seconds / r.seconds).toFixed(2).padStart(7)}x` +
+      `   ${(model.blockLinearBytes / 1e6).toFixed(2).padStart(14)}  ${(model.blockLinearBytes / fp.blockLinearBytes).toFixed(3)}` +
+      `   ${(model.weightBytes / 1e6).toFixed(2).padStart(7)}  ${(model.weightBytes / fp.weightBytes).toFixed(3)}   ${psnr}`,
+  );
+}

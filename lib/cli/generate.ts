@@ -1,0 +1,92 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { EMBEDDED_DEFAULT } from '../model/config.js';
+import { CausalDit } from '../model/dit.js';
+import { loadModel, namedConfig } from '../model/io.js';
+import { DEFAULT_PROMPTS } from '../model/prompts.js';
+import { generate } from '../model/sampling.js';
+import { writeVideos, type VideoEntry } from '../io/videos.js';
+import { channelRanges, frameStrip, latentsToFrames, writeGif, writePng } from '../io/images.js';
+import { progress } from './progress.js';
+
+export function intOption(name: string, min: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** The model of a command: a file, a built-in configuration with synthetic weights, or the embedded default. */
+export async function modelFromOptions(o: { model?: string; config?: string; weightsSeed?: number }): Promise<CausalDit> {
+  if (o.model) return loadModel(o.model, o.config);
+  return CausalDit.synthetic(o.config ? namedConfig(o.config) : EMBEDDED_DEFAULT, { seed: o.weightsSeed ?? 0 });
+}
+
+export async function promptsFromOptions(o: { prompt?: string[]; prompts?: string }): Promise<string[]> {
+  const list = [...(o.prompt ?? [])];
+  if (o.prompts) {
+    const text = await readFile(o.prompts, 'utf8');
+    list.push(...text.split('\n').map((l) => l.trim()).filter(Boolean));
+  }
+  return list.length ? list : [...DEFAULT_PROMPTS];
+}
+
+/** Writes a frame strip (PNG) and an animation (GIF) per video, on the scale of `reference` when given. */
+export async function writeFrames(dir: string, videos: VideoEntry[], references?: VideoEntry[]): Promise<string[]> {
+  const files: string[] = [];
+  for (let i = 0; i < videos.length; i++) {
+    const ranges = channelRanges(references?.[i]?.latents ?? videos[i].latents);
+    const frames = latentsToFrames(videos[i].latents, { ranges, scale: 8 });
+    const rows = references?.[i] ? [latentsToFrames(references[i].latents, { ranges, scale: 8 }), frames] : [frames];
+    const strip = frameStrip(rows);
+    const png = path.join(dir, `video-${i}.png`);
+    const gif = path.join(dir, `video-${i}.gif`);
+    await writePng(png, strip.frames[0], strip.width, strip.height);
+    await writeGif(gif, frames, 125);
+    files.push(png, gif);
+  }
+  return files;
+}
+
+/** `qarvd generate`: videos from prompts and seeds, as latents (safetensors) and pictures. */
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('generate videos with a model (default: the embedded default) from prompts and seeds')
+    .option('--model <file>', 'model file (safetensors with Wan names); default: synthetic weights')
+    .option('--config <name>', 'configuration: embedded-default or self-forcing-1.3b (for files without one, or for synthetic weights)')
+    .option('--prompt <text>', 'a prompt (repeatable)', collect)
+    .option('--prompts <file>', 'a file with one prompt per line')
+    .option('--seed <n>', 'seed of the first video; video i uses seed + i', intOption('--seed', 0), 0)
+    .option('--chunks <n>', 'chunks per video (default: the configuration\'s)', intOption('--chunks', 1))
+    .option('--out <dir>', 'output folder', 'out/generate')
+    .option('--no-frames', 'skip the PNG/GIF pictures')
+    .option('--quiet', 'no progress output')
+    .action(async (o: { model?: string; config?: string; prompt?: string[]; prompts?: string; seed: number; chunks?: number; out: string; frames: boolean; quiet?: boolean }) => {
+      const model = await modelFromOptions(o);
+      const prompts = await promptsFromOptions(o);
+      await mkdir(o.out, { recursive: true });
+      const bar = progress('generate', { quiet: o.quiet });
+      const videos: VideoEntry[] = [];
+      const started = performance.now();
+      for (let i = 0; i < prompts.length; i++) {
+        const latents = await generate(model, {
+          prompt: prompts[i],
+          seed: o.seed + i,
+          chunks: o.chunks,
+          onProgress: (done, total) => bar.update(i * total + done, prompts.length * total, `video ${i + 1}/${prompts.length}`),
+        });
+        videos.push({ prompt: prompts[i], seed: o.seed + i, latents });
+      }
+      bar.stop();
+      const seconds = (performance.now() - started) / 1000;
+      const file = path.join(o.out, 'videos.safetensors');
+      await writeVideos(file, { videos, info: { model: model.config.name, seconds } });
+      const pictures = o.frames ? await writeFrames(o.out, videos) : [];
+      console.log(JSON.stringify({ videos: file, pictures, count: videos.length, seconds: Number(seconds.toFixed(3)) }, null, 2));
+    });
+}

@@ -46,7 +46,3 @@ export { type Granularity, checkGranularity, scaleShape, numScales } from './pri
 export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';
 export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qtensor.js';
 export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';
-export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear } from './gemm/linear.js';
-export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
-export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
-export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';

@@ -7,7 +7,7 @@
 //   node bench/gemm.mjs 768                          only M = 768
 //   node bench/gemm.mjs 768 1536x8960                one shape (K x N)
 import { DualScaleLinear, LinearF32, QuantizedLinear, Tensor, setThreads } from '../dist/index.js';
-import { oneNodeModel, ort } from './lib/ort.mjs';
+import { oneNodeModel, ort, session } from './lib/ort.mjs';
 
 const THREADS = 2;
 const args = process.argv.slice(2);
@@ -17,20 +17,6 @@ const M_LIST = Ms.length ? Ms : [768, 4680];
 const KN_LIST = KNs.length ? KNs : [[1536, 1536], [1536, 8960], [8960, 1536]];
 
 setThreads(THREADS);
-
-// ORT sessions as bench/lib/ort.mjs makes them, plus allow_spinning = 0: by default ORT's intra-op
-// threads keep spinning after a run and steal the cores from whatever is timed next (measured here:
-// our W8A8 at 1536x1536 took 19.6 ms right after an ORT run against 13.9 ms without spinning, while
-// ORT's own time did not change).
-function session(modelBytes, threads) {
-  return ort.InferenceSession.create(modelBytes, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-}
 
 let seed = 12345;
 function random() {

@@ -3,18 +3,9 @@
 import { backends, setIsa, type Isa } from '../../lib/index.js';
 import { dequantizeValue, qparamsFromRange, quantizeValue, type Scheme } from '../../lib/primitives/qparams.js';
 import type { QuantDType } from '../../lib/tensor/dtype.js';
+import { rng } from '../helpers/rng.js';
+export { rng };
 
-/** mulberry32: a small deterministic generator of floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal samples (Box-Muller). */
 export function gaussian(n: number, seed: number, scale = 1): Float32Array {

@@ -3,18 +3,9 @@
 import { qparamsFromRange, quantizeValue, type Scheme } from '../../lib/primitives/qparams.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
 import { backends, type Isa } from '../../lib/backends.js';
+import { rng } from '../helpers/rng.js';
+export { rng };
 
-/** mulberry32: small, seeded, good enough to make test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randInt(r: () => number, lo: number, hi: number): number {
   return lo + Math.floor(r() * (hi - lo + 1));

@@ -4,6 +4,8 @@
 import type { Granularity } from '../../lib/primitives/granularity.js';
 import { dequantizeValue, qparamsFromRange, quantizeValue, type Scheme } from '../../lib/primitives/qparams.js';
 import type { QuantDType } from '../../lib/tensor/dtype.js';
+import { rng } from '../helpers/rng.js';
+export { rng };
 
 export function unravel(e: number, shape: readonly number[]): number[] {
   const idx = new Array<number>(shape.length);
@@ -157,17 +159,6 @@ export function bf16ToFloat(h: number): number {
   return new Float32Array(u.buffer)[0];
 }
 
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Index of the first element where a and b differ bit for bit (as float32 or int), or -1. */
 export function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {

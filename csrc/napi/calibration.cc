@@ -14,11 +14,9 @@ using qarvd::napi::boolean;
 using qarvd::napi::dispatch;
 using qarvd::napi::integer;
 using qarvd::napi::number;
+using qarvd::napi::require;
 using qarvd::napi::typed_array;
 
-void require(const Napi::CallbackInfo& info, bool ok, const std::string& what) {
-  if (!ok) throw Napi::RangeError::New(info.Env(), "native: " + what);
-}
 
 int64_t dim(const Napi::CallbackInfo& info, size_t index, const char* name) {
   int64_t v = integer(info, index, name);

@@ -13,11 +13,9 @@ using qarvd::napi::boolean;
 using qarvd::napi::dispatch;
 using qarvd::napi::integer;
 using qarvd::napi::number;
+using qarvd::napi::require;
 using qarvd::napi::typed_array;
 
-void require(const Napi::CallbackInfo& info, bool ok, const std::string& what) {
-  if (!ok) throw Napi::RangeError::New(info.Env(), "native: " + what);
-}
 
 bool use_avx2() { return qarvd::active_isa() >= qarvd::Isa::kAvx2; }
 

@@ -49,6 +49,12 @@ View<T> typed_array(const Napi::CallbackInfo& info, size_t index, const char* na
 // Any typed array as raw bytes (for kernels that take a dtype argument).
 View<uint8_t> bytes(const Napi::CallbackInfo& info, size_t index, const char* name);
 
+// Throws a RangeError "native: <what>" unless ok: for invariants (lengths against shapes) that the
+// TypeScript layer has already checked, re-checked here so that memory is never overrun.
+inline void require(const Napi::CallbackInfo& info, bool ok, const std::string& what) {
+  if (!ok) throw Napi::RangeError::New(info.Env(), "native: " + what);
+}
+
 int64_t integer(const Napi::CallbackInfo& info, size_t index, const char* name);
 double number(const Napi::CallbackInfo& info, size_t index, const char* name);
 bool boolean(const Napi::CallbackInfo& info, size_t index, const char* name);

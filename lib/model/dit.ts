@@ -4,6 +4,7 @@
 // residuals, a modulated head and unpatchify. Every linear layer is a `Linear`, so FP32 and
 // quantized layers can sit side by side; the blocks' linears are the ones Q-ARVD quantizes.
 import { Tensor } from '../tensor/tensor.js';
+import { toFloat32 } from '../tensor/convert.js';
 import { LinearF32, type Linear } from '../gemm/linear.js';
 import { gatedResidual, layerNorm, rmsNorm } from './ops/norm.js';
 import { gelu, silu } from './ops/activation.js';
@@ -83,20 +84,23 @@ export class CausalDit {
   }
 
   /**
-   * A model from tensors under Wan's names (float32; every name must be present with its shape).
-   * Linears become FP32 layers (LinearF32, weights packed once).
+   * A model from tensors under Wan's names (every name must be present with its shape; float16 and
+   * bfloat16 tensors, as Wan checkpoints ship, are widened to float32). Linears become FP32 layers
+   * (LinearF32, weights packed once).
    */
   static fromTensors(config: DitConfig, tensors: Record<string, Tensor>): CausalDit {
     const c = checkConfig(config);
     expectObject(tensors, 'tensors');
     const model = new CausalDit(c);
+    const float: Record<string, Tensor<'float32'>> = {};
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       const t = tensors[name];
       if (!(t instanceof Tensor)) throw new RangeError(`tensors is missing ${name} (shape [${shape.join(', ')}])`);
-      if (t.dtype !== 'float32') throw new TypeError(`Expected tensors['${name}'] to be float32 but received ${t.dtype}`);
+      if (!['float32', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected tensors['${name}'] to be float32, float16 or bfloat16 but received ${t.dtype}`);
       if (t.shape.join() !== shape.join()) throw new RangeError(`Expected tensors['${name}'] to have shape [${shape.join(', ')}] but received [${t.shape.join(', ')}]`);
+      float[name] = toFloat32(t);
     }
-    const get = (n: string) => tensors[n] as Tensor<'float32'>;
+    const get = (n: string) => float[n];
     for (const name of [...EMBEDDING_LINEARS, ...blockLinears(c).map((l) => l.name)]) {
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);

@@ -38,3 +38,22 @@ t.test('files without a configuration, or with a wrong one, are clear errors', a
   writeFileSync(corrupt, Buffer.from('not a model at all'));
   await t.rejects(loadModel(corrupt), { name: 'SafetensorsError' });
 });
+
+t.test('bf16 and fp16 checkpoints load, widened exactly to float32', async (t) => {
+  const { toFloat32, halfToFloat } = await import('../../lib/index.js');
+  // Hand-checked bit patterns: bf16 0x3fc0 = 1.5, 0xc040 = -3; fp16 0x3c00 = 1, 0xc000 = -2, 0x0001 = 2^-24, 0x7c00 = inf.
+  t.same([...toFloat32(new Tensor('bfloat16', [2], new Uint16Array([0x3fc0, 0xc040]))).data], [1.5, -3]);
+  t.same([...toFloat32(new Tensor('float16', [3], new Uint16Array([0x3c00, 0xc000, 0x0001]))).data], [1, -2, 2 ** -24]);
+  t.equal(halfToFloat(0x7c00), Infinity);
+  t.ok(Number.isNaN(halfToFloat(0x7e00)));
+  // A model whose weights are stored as bf16 computes what the float32 model with those values does.
+  const { tensors } = syntheticWeights(tiny, { seed: 2 });
+  const bf16: Record<string, Tensor> = {}, rounded: Record<string, Tensor> = {};
+  for (const [name, v] of Object.entries(tensors)) {
+    const bits = new Uint16Array(new Uint32Array(Float32Array.from(v.data).buffer).map((u) => u >>> 16));
+    bf16[name] = new Tensor('bfloat16', v.shape, bits);
+    rounded[name] = new Tensor('float32', v.shape, new Float32Array(new Uint32Array(Array.from(bits, (b) => b << 16)).buffer));
+  }
+  t.same(await flowOf(CausalDit.fromTensors(tiny, bf16)), await flowOf(CausalDit.fromTensors(tiny, rounded)));
+  t.throws(() => CausalDit.fromTensors(tiny, { ...tensors, 'head.head.bias': Tensor.zeros('int8', [16]) }), { name: 'TypeError', message: /head\.head\.bias/ });
+});

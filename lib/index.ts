@@ -47,3 +47,5 @@ export { type Granularity, checkGranularity, scaleShape, numScales } from './pri
 export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';
 export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qtensor.js';
 export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';
+export { ChunkScheduler, type LayerSet, type LayerPolicy } from './schedule/scheduler.js';
+export { measureSensitivity, type SensitivityOptions, type SensitivityResult } from './schedule/sensitivity.js';

@@ -26,6 +26,8 @@ export class DitState {
   /** Frames already committed: the start frame of the next chunk for RoPE. */
   committedFrames = 0;
   crossKv: ({ k: Tensor<'float32'>; v: Tensor<'float32'> } | undefined)[];
+  /** The model's cross-attention layer version the cached keys/values were computed with. */
+  crossVersion = -1;
 
   constructor(config: DitConfig, maxFrames: number) {
     const headDim = config.dim / config.heads;
@@ -72,6 +74,8 @@ export class CausalDit {
   /** The float weights the model was built from (referenced, not copied): what quantization starts from. */
   readonly #source = new Map<string, { weight: Tensor<'float32'>; bias: Tensor<'float32'> }>();
   readonly #ones: Tensor<'float32'>;
+  /** Bumped whenever a cross-attention k or v layer is replaced, so states recompute the context's keys/values. */
+  #crossVersion = 0;
 
   private constructor(config: Readonly<DitConfig>) {
     this.config = config;
@@ -140,7 +144,9 @@ export class CausalDit {
     if (!layer || layer.inFeatures !== old.inFeatures || layer.outFeatures !== old.outFeatures) {
       throw new RangeError(`Expected a layer of ${old.inFeatures} -> ${old.outFeatures} features for ${name} but received ${describe(layer)}`);
     }
+    if (layer === old) return;
     this.#linears.set(name, layer);
+    if (/\.cross_attn\.[kv]$/.test(name)) this.#crossVersion++;
   }
 
   /** A full-precision non-linear parameter (modulation tables, norm weights), flattened. */
@@ -204,6 +210,10 @@ export class CausalDit {
     const tokens = frames * tokensPerFrame(c);
     if (state.committedTokens + tokens > state.caches[0].maxTokens) {
       throw new RangeError(`The KV cache holds ${state.caches[0].maxTokens} tokens; ${state.committedTokens} are committed and this chunk needs ${tokens} more`);
+    }
+    if (state.crossVersion !== this.#crossVersion) {
+      state.invalidateCrossAttention();
+      state.crossVersion = this.#crossVersion;
     }
     const grid: [number, number, number] = [frames, c.latentHeight / 2, c.latentWidth / 2];
     const dim = c.dim;

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { registerInfo } from './info.js';
 import { registerGenerate } from './generate.js';
 import { registerEval } from './eval.js';
+import { registerSensitivity } from './sensitivity.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerGenerate(program);
   registerEval(program);
+  registerSensitivity(program);
   return program;
 }
 

@@ -67,3 +67,18 @@ t.test('bad arguments exit non-zero with a message', async (t) => {
     t.match(r.err, pattern, args.join(' '));
   }
 });
+
+t.test('sensitivity measures per-chunk sensitivity and writes chunk weights', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qarvd-sens-'));
+  const file = path.join(dir, 's.json');
+  const r = await run(['sensitivity', '--prompt', 'a red fox', '--chunks', '2', '--bits', '4', '--out', file, '--quiet']);
+  t.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  t.equal(j.sensitivity.length, 2);
+  t.ok(Math.abs(j.sensitivity[0] + j.sensitivity[1] - 1) < 1e-12, 'normalised');
+  t.ok(Math.abs(j.chunkWeights[0] - 2 * j.sensitivity[0]) < 1e-12, 'w_k = s_k / mean(s)');
+  t.ok(j.mse.every((m: number) => m > 0));
+  const bad = await run(['sensitivity', '--bits', '3']);
+  t.not(bad.code, 0);
+  t.match(bad.err, /--bits must be 8 or 4/);
+});

@@ -9,6 +9,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "simd_math.h"
+
 #define QARVD_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace qarvd::qrun {
@@ -215,20 +217,6 @@ QARVD_AVX2 void dequant_avx2(const void* q, int64_t pos, int64_t n, const float*
   }
 }
 
-QARVD_AVX2 inline float hmin(__m256 v) {
-  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_min_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
-QARVD_AVX2 inline float hmax(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
 QARVD_AVX2 inline int32_t hmax_epi32(__m256i v) {
   __m128i m = _mm_max_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
@@ -265,8 +253,8 @@ QARVD_AVX2 bool range_const_avx2(const void* x, int64_t n, float* lo, float* hi)
     a0 = _mm256_max_epi32(a0, abs_bits(v0));
     i += 8;
   }
-  *lo = hmin(_mm256_min_ps(l0, l1));
-  *hi = hmax(_mm256_max_ps(h0, h1));
+  *lo = simd::hmin_avx2(_mm256_min_ps(l0, l1));
+  *hi = simd::hmax_avx2(_mm256_max_ps(h0, h1));
   bool ok = hmax_epi32(_mm256_max_epi32(a0, a1)) < kInfBits;
   if (i < n) ok &= range_const_scalar<XT>(advance<XT>(x, i), n - i, lo, hi);
   return ok;

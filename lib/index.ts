@@ -49,3 +49,8 @@ export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qten
 export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';
 export { ChunkScheduler, type LayerSet, type LayerPolicy } from './schedule/scheduler.js';
 export { measureSensitivity, type SensitivityOptions, type SensitivityResult } from './schedule/sensitivity.js';
+export { writeReport, renderReport } from './report/html.js';
+export {
+  checkReportData, type ReportData, type ReportStep, type ReportSensitivity, type ReportSetting, type ReportChunkCurves,
+  type ReportAblationRow, type ReportOutlierLayer, type ReportVideo, type NumberList,
+} from './report/data.js';

@@ -53,3 +53,8 @@ export {
   encodeQuantizedModel, decodeQuantizedModel, saveQuantizedModel, readQuantizedModel, loadQuantizedModel, QUANTIZED_METADATA_KEY, QUANTIZED_FORMAT_VERSION,
   type QuantizedModelSpec, type LoadedQuantizedModel,
 } from './checkpoint/checkpoint.js';
+export { writeReport, renderReport } from './report/html.js';
+export {
+  checkReportData, type ReportData, type ReportStep, type ReportSensitivity, type ReportSetting, type ReportChunkCurves,
+  type ReportAblationRow, type ReportOutlierLayer, type ReportVideo, type NumberList,
+} from './report/data.js';

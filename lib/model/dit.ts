@@ -188,6 +188,11 @@ export class CausalDit {
     if (/\.cross_attn\.[kv]$/.test(name)) this.#crossVersion++;
   }
 
+  /** Whether `name` is a non-linear parameter (see param). */
+  hasParam(name: string): boolean {
+    return this.#params.has(name);
+  }
+
   /** A full-precision non-linear parameter (modulation tables, norm weights), flattened. */
   param(name: string): Tensor<'float32'> {
     const p = this.#params.get(name);

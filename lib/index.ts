@@ -58,3 +58,8 @@ export {
   checkReportData, type ReportData, type ReportStep, type ReportSensitivity, type ReportSetting, type ReportChunkCurves,
   type ReportAblationRow, type ReportOutlierLayer, type ReportVideo, type NumberList,
 } from './report/data.js';
+export { calibrate, CalibrationStats, type CalibrateOptions, type LayerStats, type CalibrationStatsJSON } from './method/calibrate.js';
+export { quantizeModel, detectModelOutliers, type QuantRecipe, type AllocationRecipe, type LayerReport, type QuantizedModel } from './method/quantize.js';
+export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, ALLOCATION_BUDGET, type AblationRow, type EvaluationResult, type VideoRequest } from './method/ablation.js';
+export { buildLayer, buildLayerSets, fullPrecisionTensors, activationChunks, type LayerSpec, type SegmentSpec } from './method/spec.js';
+export { sensitivityFromPerPrompt } from './schedule/sensitivity.js';

@@ -73,8 +73,8 @@ export function registerQuantize(program: Command): void {
     .option('--out <file>', 'the quantized checkpoint (safetensors)')
     .option('--quiet', 'no progress output')
     .action(async (o: QuantizeCliOptions) => {
-      if (o.shard && !o.statsOut) throw new InvalidArgumentError('--shard needs --stats-out (a shard only gathers statistics)');
-      if (!o.shard && !o.out && !o.statsOut) throw new InvalidArgumentError('give --out (the checkpoint) or --stats-out (the statistics)');
+      if (o.shard && !o.statsOut) throw new RangeError('--shard needs --stats-out (a shard only gathers statistics)');
+      if (!o.shard && !o.out && !o.statsOut) throw new RangeError('give --out (the checkpoint) or --stats-out (the statistics)');
       const model = await modelFromOptions(o);
       const weights = o.sensitivity ? await chunkWeightsFromFile(o.sensitivity) : null;
       const outliers = detectModelOutliers(model, { method: o.outliers });

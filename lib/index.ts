@@ -49,3 +49,6 @@ export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qten
 export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';
 export { ChunkScheduler, type LayerSet, type LayerPolicy } from './schedule/scheduler.js';
 export { measureSensitivity, type SensitivityOptions, type SensitivityResult } from './schedule/sensitivity.js';
+export { type Backend, BACKENDS, type BackendOptions } from './device/backend.js';
+export { DeviceTensor, type DeviceOptions } from './device/tensor.js';
+export { DeviceQTensor, quantizeOnDevice, dequantizeOnDevice, chooseQParamsOnDevice, type DeviceQuantizeOptions } from './device/quantize.js';

@@ -162,7 +162,9 @@ __global__ void __launch_bounds__(kThreads) dequantize_kernel(const uint8_t* __r
     const float sc = scale[0];
     const int zp = zero_point[0];
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) v[k] = dequantize_value(q[k], sc, zp);
+    for (int k = 0; k < kVec; ++k) {
+      if (k < count) v[k] = dequantize_value(q[k], sc, zp);
+    }
   } else {
     Cursor<I> c(e0, d);
 #pragma unroll

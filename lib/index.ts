@@ -63,3 +63,6 @@ export { quantizeModel, detectModelOutliers, type QuantRecipe, type AllocationRe
 export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, ALLOCATION_BUDGET, type AblationRow, type EvaluationResult, type VideoRequest } from './method/ablation.js';
 export { buildLayer, buildLayerSets, fullPrecisionTensors, activationChunks, type LayerSpec, type SegmentSpec } from './method/spec.js';
 export { sensitivityFromPerPrompt } from './schedule/sensitivity.js';
+export { type Backend, BACKENDS, type BackendOptions } from './device/backend.js';
+export { DeviceTensor, type DeviceOptions } from './device/tensor.js';
+export { DeviceQTensor, quantizeOnDevice, dequantizeOnDevice, chooseQParamsOnDevice, type DeviceQuantizeOptions } from './device/quantize.js';

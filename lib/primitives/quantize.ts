@@ -2,12 +2,15 @@
 // each as a Promise (work off the event loop; bad arguments reject it) and a Sync twin. Everything is
 // validated here; the native kernels (csrc/kernels/quantize.h) get checked positional arguments.
 import { native } from '../native/binding.js';
-import { DTYPE_CODE, FLOAT_DTYPES, QUANT_DTYPES, qrange, storageLength, type DType, type FloatDType, type QuantDType, type StorageOf } from '../tensor/dtype.js';
+import { DTYPE_CODE, FLOAT_DTYPES, storageLength, type DType, type FloatDType, type QuantDType, type StorageOf } from '../tensor/dtype.js';
 import { expectTensor, Tensor } from '../tensor/tensor.js';
-import { describe, expectBoolean, expectObject, expectOneOf } from '../util/validate.js';
-import { blockLayout, checkGranularity, numScales, type BlockLayout, type Granularity } from './granularity.js';
-import { qparamsFromRange, type Scheme } from './qparams.js';
-import { checkScaleValues, checkZeroPointValues, QTensor, SCHEMES, symmetricZeroPoint } from './qtensor.js';
+import { describe, expectObject } from '../util/validate.js';
+import { type BackendOptions, resolveBackend, syncBackend } from '../device/backend.js';
+import { chooseQParamsOnCuda, dequantizeOnCuda, quantizeOnCuda } from '../device/host.js';
+import { blockLayout, numScales, type BlockLayout, type Granularity } from './granularity.js';
+import { type Scheme } from './qparams.js';
+import { QTensor } from './qtensor.js';
+import { checkComputedScales, fillEmpty, granularityOf, resolveChooseQParamsOptions, resolveQuantizeOptions } from './quantize_options.js';
 
 type Pending = Promise<void> | undefined;
 type FloatData = Float32Array | Uint16Array;
@@ -47,7 +50,7 @@ export interface QuantTypeOptions {
   signed?: boolean;
 }
 
-export interface ChooseQParamsOptions extends QuantTypeOptions {
+export interface ChooseQParamsOptions extends QuantTypeOptions, BackendOptions {
   /** Default: 'symmetric' for int8/int4, 'asymmetric' for uint8/uint4. */
   scheme?: Scheme;
   /** Default: per tensor. */
@@ -66,7 +69,7 @@ export interface QuantizeOptions extends ChooseQParamsOptions {
   out?: Tensor;
 }
 
-export interface DequantizeOptions {
+export interface DequantizeOptions extends BackendOptions {
   /** A float32 tensor of q's shape to write into (returned), instead of a new one. */
   out?: Tensor<'float32'>;
 }
@@ -85,70 +88,6 @@ export interface BlockRangeOptions {
 export interface BlockRange {
   min: Float32Array;
   max: Float32Array;
-}
-
-function resolveDType(o: Record<string, unknown>): QuantDType {
-  if (o.dtype !== undefined) {
-    const dtype = expectOneOf(o.dtype, 'dtype', QUANT_DTYPES);
-    if (o.bits !== undefined || o.signed !== undefined) {
-      throw new TypeError(`Expected either dtype or bits/signed but received dtype ${describe(dtype)} and bits/signed as well`);
-    }
-    return dtype;
-  }
-  if (o.bits === undefined) {
-    throw new TypeError(`Expected one of ${QUANT_DTYPES.map((d) => `'${d}'`).join(', ')} for dtype (or bits 4 or 8) but received undefined`);
-  }
-  if (o.bits !== 4 && o.bits !== 8) {
-    const Err = typeof o.bits === 'number' ? RangeError : TypeError;
-    throw new Err(`Expected 4 or 8 for bits but received ${describe(o.bits)}`);
-  }
-  const signed = o.signed === undefined ? true : expectBoolean(o.signed, 'signed');
-  return `${signed ? '' : 'u'}int${o.bits}` as QuantDType;
-}
-
-function defaultScheme(dtype: QuantDType): Scheme {
-  return dtype.startsWith('u') ? 'asymmetric' : 'symmetric';
-}
-
-function numericArray(value: unknown, name: string, count: number): ArrayLike<number> {
-  let values: ArrayLike<number>;
-  if (typeof value === 'number') {
-    values = [value];
-  } else if (Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))) {
-    values = value as ArrayLike<number>;
-    for (let i = 0; i < values.length; i++) {
-      if (typeof values[i] !== 'number') throw new TypeError(`Expected a number for ${name}[${i}] but received ${describe(values[i])}`);
-    }
-  } else {
-    throw new TypeError(`Expected a number, an array of numbers or a typed array for ${name} but received ${describe(value)}`);
-  }
-  if (values.length !== count) {
-    throw new RangeError(`Expected ${count} value${count === 1 ? '' : 's'} in ${name} (one per block of the granularity) but received ${values.length}`);
-  }
-  return values;
-}
-
-function toScale(value: unknown, count: number): Float32Array {
-  // Copied, so that the QTensor owns its scales; rounded to float32 before the checks.
-  const scale = Float32Array.from(numericArray(value, 'scale', count));
-  checkScaleValues(scale, 'scale');
-  return scale;
-}
-
-function toZeroPoint(value: unknown, count: number, dtype: QuantDType, scheme: Scheme): Int32Array {
-  const values = numericArray(value, 'zeroPoint', count);
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isInteger(values[i])) throw new RangeError(`Expected integers in zeroPoint but element ${i} is ${values[i]}`);
-  }
-  const { qmin, qmax } = qrange(dtype);
-  for (let i = 0; i < values.length; i++) {
-    if (values[i] < qmin || values[i] > qmax) {
-      throw new RangeError(`Expected values between ${qmin} and ${qmax} (${dtype}) in zeroPoint but element ${i} is ${values[i]}`);
-    }
-  }
-  const zeroPoint = Int32Array.from(values);
-  checkZeroPointValues(zeroPoint, 'zeroPoint', dtype, scheme);
-  return zeroPoint;
 }
 
 function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
@@ -181,32 +120,9 @@ function inputTensor(x: unknown): Tensor<FloatDType> {
   return expectTensor(x, 'x', FLOAT_DTYPES);
 }
 
-function granularityOf(o: Record<string, unknown>, shape: readonly number[]): Granularity {
-  return o.granularity === undefined ? { type: 'perTensor' } : checkGranularity(o.granularity, shape);
-}
-
-// Only an asymmetric range wider than float32 can overflow the scale; say so rather than return it.
-function checkComputedScales(scale: Float32Array): void {
-  for (let i = 0; i < scale.length; i++) {
-    if (!Number.isFinite(scale[i])) {
-      throw new RangeError(`Expected the range of x to fit in float32 but block ${i} spans more than 3.4e38 (max - min overflows)`);
-    }
-  }
-}
-
-function fillEmpty(scale: Float32Array, zeroPoint: Int32Array, dtype: QuantDType, scheme: Scheme): void {
-  const p = qparamsFromRange(0, 0, dtype, scheme);
-  scale.fill(p.scale);
-  zeroPoint.fill(p.zeroPoint);
-}
-
 function planChooseQParams(x: unknown, options: unknown): Plan<QParams> {
   const t = inputTensor(x);
-  const o = expectObject(options, 'options');
-  const dtype = resolveDType(o);
-  const scheme = o.scheme === undefined ? defaultScheme(dtype) : expectOneOf(o.scheme, 'scheme', SCHEMES);
-  const granularity = granularityOf(o, t.shape);
-  const count = numScales(t.shape, granularity);
+  const { dtype, scheme, granularity, count } = resolveChooseQParamsOptions(t.shape, options);
   const scale = new Float32Array(count);
   const zeroPoint = new Int32Array(count);
   if (t.size === 0) {
@@ -226,33 +142,12 @@ function planChooseQParams(x: unknown, options: unknown): Plan<QParams> {
 
 function planQuantize(x: unknown, options: unknown): Plan<QTensor> {
   const t = inputTensor(x);
+  const r = resolveQuantizeOptions(t.shape, options);
+  const { dtype, scheme, granularity, count } = r;
+  const hasScale = r.scale !== undefined;
+  const scale = r.scale ?? new Float32Array(count);
+  const zeroPoint = r.zeroPoint ?? new Int32Array(count);
   const o = expectObject(options, 'options');
-  const dtype = resolveDType(o);
-  const granularity = granularityOf(o, t.shape);
-  const hasScale = o.scale !== undefined;
-  const hasZeroPoint = o.zeroPoint !== undefined;
-  if (hasZeroPoint && !hasScale) throw new TypeError('Expected scale together with zeroPoint but received undefined for scale');
-  let scheme: Scheme;
-  if (o.scheme !== undefined) scheme = expectOneOf(o.scheme, 'scheme', SCHEMES);
-  else if (hasScale) scheme = hasZeroPoint ? 'asymmetric' : 'symmetric';
-  else scheme = defaultScheme(dtype);
-
-  const count = numScales(t.shape, granularity);
-  let scale: Float32Array;
-  let zeroPoint: Int32Array;
-  if (hasScale) {
-    scale = toScale(o.scale, count);
-    if (hasZeroPoint) {
-      zeroPoint = toZeroPoint(o.zeroPoint, count, dtype, scheme);
-    } else if (scheme === 'asymmetric') {
-      throw new TypeError(`Expected zeroPoint with the given scale for an asymmetric scheme but received undefined`);
-    } else {
-      zeroPoint = new Int32Array(count).fill(symmetricZeroPoint(dtype));
-    }
-  } else {
-    scale = new Float32Array(count);
-    zeroPoint = new Int32Array(count);
-  }
   const data = outputTensor(o.out, dtype, t);
   const make = (): QTensor => {
     if (!hasScale) checkComputedScales(scale);
@@ -313,6 +208,12 @@ function planBlockRange(x: unknown, options: unknown): Plan<BlockRange> {
  * const { scale, zeroPoint } = await chooseQParams(x, { dtype: 'uint8', scheme: 'asymmetric', granularity: { type: 'perChannel', axis: 0 } });
  */
 export async function chooseQParams(x: Tensor, options: ChooseQParamsOptions): Promise<QParams> {
+  const target = resolveBackend(options);
+  if (target.kind === 'cuda') {
+    const t = inputTensor(x);
+    resolveChooseQParamsOptions(t.shape, options);
+    return chooseQParamsOnCuda(t, options, target.device);
+  }
   return runAsync(planChooseQParams(x, options));
 }
 
@@ -323,6 +224,7 @@ export async function chooseQParams(x: Tensor, options: ChooseQParamsOptions): P
  * const { scale, zeroPoint } = chooseQParamsSync(Tensor.fromArray([-1, 3]), { dtype: 'uint8' }); // 4/255, 64
  */
 export function chooseQParamsSync(x: Tensor, options: ChooseQParamsOptions): QParams {
+  syncBackend(options, 'chooseQParams');
   return runSync(planChooseQParams(x, options));
 }
 
@@ -344,6 +246,13 @@ export function chooseQParamsSync(x: Tensor, options: ChooseQParamsOptions): QPa
  * const w = await quantize(x, { dtype: 'uint4', scale: [0.5], zeroPoint: [8] });       // given parameters
  */
 export async function quantize(x: Tensor, options: QuantizeOptions): Promise<QTensor> {
+  const target = resolveBackend(options);
+  if (target.kind === 'cuda') {
+    const t = inputTensor(x);
+    const r = resolveQuantizeOptions(t.shape, options);
+    const out = outputTensor(expectObject(options, 'options').out, r.dtype, t);
+    return quantizeOnCuda(t, options, out, target.device);
+  }
   return runAsync(planQuantize(x, options));
 }
 
@@ -354,6 +263,7 @@ export async function quantize(x: Tensor, options: QuantizeOptions): Promise<QTe
  * const q = quantizeSync(Tensor.fromArray([0.5, -1, 1.5]), { bits: 4, scale: 0.5 }); // int4 [1, -2, 3]
  */
 export function quantizeSync(x: Tensor, options: QuantizeOptions): QTensor {
+  syncBackend(options, 'quantize');
   return runSync(planQuantize(x, options));
 }
 
@@ -366,6 +276,11 @@ export function quantizeSync(x: Tensor, options: QuantizeOptions): QTensor {
  * const back = await dequantize(q); // within scale / 2 of x
  */
 export async function dequantize(q: QTensor, options: DequantizeOptions = {}): Promise<Tensor<'float32'>> {
+  const target = resolveBackend(options);
+  if (target.kind === 'cuda') {
+    if (!(q instanceof QTensor)) throw new TypeError(`Expected a QTensor for q but received ${describe(q)}`);
+    return dequantizeOnCuda(q, outputTensor(expectObject(options, 'options').out, 'float32', q.data), target.device);
+  }
   return runAsync(planDequantize(q, options));
 }
 
@@ -376,6 +291,7 @@ export async function dequantize(q: QTensor, options: DequantizeOptions = {}): P
  * dequantizeSync(quantizeSync(Tensor.fromArray([0.5, -1]), { dtype: 'int8', scale: 0.5 })).data; // [0.5, -1]
  */
 export function dequantizeSync(q: QTensor, options: DequantizeOptions = {}): Tensor<'float32'> {
+  syncBackend(options, 'dequantize');
   return runSync(planDequantize(q, options));
 }
 

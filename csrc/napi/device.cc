@@ -1,0 +1,281 @@
+// Bindings of device memory and the CUDA kernels (cuda/). A device buffer is a JS External that
+// holds a shared reference to its Allocation: dispose drops the buffer's reference, the GC finalizer
+// frees the holder, and every operation in flight holds its own reference, so memory is released
+// only when nothing uses it any more. Every function but cudaHandle/cudaFree returns a Promise that
+// resolves when the GPU work is done (stream synchronized on the libuv pool). Arguments arrive
+// validated by lib/device/; what would corrupt memory (sizes, devices, disposed buffers) is
+// re-checked here. Without CUDA in the build every call rejects with "no CUDA device: ...".
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "util.h"
+#ifdef QARVD_WITH_CUDA
+#include "../../cuda/context.cuh"
+#include "../../cuda/quantize.cuh"
+#include "../kernels/quantize.h"
+#endif
+
+namespace {
+
+namespace nb = qarvd::napi;
+
+#ifdef QARVD_WITH_CUDA
+
+using qarvd::BlockLayout;
+using qarvd::FloatType;
+using qarvd::QType;
+using qarvd::cuda::Allocation;
+using Alloc = std::shared_ptr<Allocation>;
+
+struct Holder {
+  Alloc alloc;
+};
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::out_of_range("native: " + what);
+}
+
+Holder* holder(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsExternal()) throw std::invalid_argument(std::string("native: argument ") + name + " must be a device buffer");
+  return v.As<Napi::External<Holder>>().Data();
+}
+
+// The allocation behind argument i, which must hold `bytes` bytes on `device` (-1: any device).
+Alloc buffer(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t bytes, int device = -1) {
+  Alloc a = holder(info, i, name)->alloc;
+  if (!a) throw std::runtime_error(std::string("native: ") + name + " is not allocated or was disposed");
+  require(bytes < 0 || static_cast<int64_t>(a->bytes()) == bytes, std::string(name) + " has the wrong size");
+  require(device < 0 || a->device() == device, std::string(name) + " is on another device");
+  return a;
+}
+
+int64_t mul(int64_t a, int64_t b) {
+  int64_t r;
+  require(a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &r), "tensor size overflows");
+  return r;
+}
+
+FloatType float_type(const Napi::CallbackInfo& info, size_t i) {
+  int64_t code = nb::integer(info, i, "xType");
+  require(code >= 0 && code <= 2, "xType must be a float dtype code");
+  return static_cast<FloatType>(code);
+}
+
+QType quant_type(const Napi::CallbackInfo& info, size_t i) {
+  int64_t code = nb::integer(info, i, "qType");
+  require(code >= 4 && code <= 7, "qType must be a quantized dtype code");
+  return static_cast<QType>(code);
+}
+
+BlockLayout layout(const Napi::CallbackInfo& info, size_t i) {
+  BlockLayout l;
+  l.outer = nb::integer(info, i, "outer");
+  l.axis_len = nb::integer(info, i + 1, "axisLen");
+  l.inner = nb::integer(info, i + 2, "inner");
+  int64_t mode = nb::integer(info, i + 3, "mode");
+  require(mode >= 0 && mode <= 2, "unknown granularity mode");
+  l.mode = static_cast<qarvd::Granularity>(mode);
+  l.group = nb::integer(info, i + 4, "groupSize");
+  l.validate();
+  mul(mul(l.outer, l.axis_len), l.inner);
+  return l;
+}
+
+int64_t float_bytes(FloatType t, int64_t n) { return mul(n, qarvd::float_type_size(t)); }
+
+// Waits for the stream, then turns a set flag into the error the CPU kernels throw.
+void finish(int device, const char* op) { qarvd::cuda::synchronize(device, op); }
+
+int read_flag(int device, const int* flag, const char* op) {
+  int value = 0;
+  qarvd::cuda::copy(device, &value, flag, sizeof(int), qarvd::cuda::CopyKind::kDeviceToHost, op);
+  return value;
+}
+
+// cudaHandle(): an empty buffer handle, filled by cudaAlloc.
+Napi::Value Handle(const Napi::CallbackInfo& info) {
+  return Napi::External<Holder>::New(info.Env(), new Holder{}, [](Napi::Env, Holder* h) { delete h; });
+}
+
+// cudaAlloc(handle, device, bytes) -> Promise
+Napi::Value Alloc_(const Napi::CallbackInfo& info) {
+  Holder* h = holder(info, 0, "handle");
+  int device = static_cast<int>(nb::integer(info, 1, "device"));
+  int64_t bytes = nb::integer(info, 2, "bytes");
+  require(bytes >= 0, "negative size");
+  require(!h->alloc, "handle is already allocated");
+  return nb::dispatch(info, true, [=] { h->alloc = std::make_shared<Allocation>(device, static_cast<size_t>(bytes)); });
+}
+
+// cudaFree(handle): drops the buffer's reference now (idempotent).
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  holder(info, 0, "handle")->alloc.reset();
+  return info.Env().Undefined();
+}
+
+// cudaUpload(handle, host) / cudaDownload(handle, host) -> Promise: whole-buffer copies.
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  auto host = nb::bytes(info, 1, "host");
+  Alloc a = buffer(info, 0, "buffer", static_cast<int64_t>(host.length));
+  return nb::dispatch(info, true, [=] {
+    qarvd::cuda::copy(a->device(), a->data(), host.data, host.length, qarvd::cuda::CopyKind::kHostToDevice, "upload");
+  });
+}
+
+Napi::Value Download(const Napi::CallbackInfo& info) {
+  auto host = nb::bytes(info, 1, "host");
+  Alloc a = buffer(info, 0, "buffer", static_cast<int64_t>(host.length));
+  return nb::dispatch(info, true, [=] {
+    qarvd::cuda::copy(a->device(), host.data, a->data(), host.length, qarvd::cuda::CopyKind::kDeviceToHost, "download");
+  });
+}
+
+// cudaCopy(dst, src) -> Promise: device-to-device copy of equal-sized buffers on one device.
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  Alloc src = buffer(info, 1, "src", -1);
+  Alloc dst = buffer(info, 0, "dst", static_cast<int64_t>(src->bytes()), src->device());
+  return nb::dispatch(info, true, [=] {
+    qarvd::cuda::copy(src->device(), dst->data(), src->data(), src->bytes(), qarvd::cuda::CopyKind::kDeviceToDevice, "copy");
+  });
+}
+
+// cudaQuantize(x, xType, outer, axisLen, inner, mode, groupSize, scale, zeroPoint, qType, out) -> Promise
+Napi::Value Quantize(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  Alloc x = buffer(info, 0, "x", float_bytes(xt, l.size()));
+  const int d = x->device();
+  Alloc scale = buffer(info, 7, "scale", mul(l.num_scales(), 4), d);
+  Alloc zp = buffer(info, 8, "zeroPoint", mul(l.num_scales(), 4), d);
+  QType qt = quant_type(info, 9);
+  Alloc out = buffer(info, 10, "out", qarvd::packed_bytes(qt, l.size()), d);
+  return nb::dispatch(info, true, [=] {
+    void* stream = qarvd::cuda::use_device(d, "quantize");
+    qarvd::cuda::launch_quantize(x->data(), xt, l, static_cast<const float*>(scale->data()),
+                                 static_cast<const int32_t*>(zp->data()), qt, out->data(), stream);
+    qarvd::cuda::check_launch(d, "quantize");
+    finish(d, "quantize");
+  });
+}
+
+// cudaDequantize(q, qType, outer, axisLen, inner, mode, groupSize, scale, zeroPoint, out) -> Promise
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  QType qt = quant_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  Alloc q = buffer(info, 0, "q", qarvd::packed_bytes(qt, l.size()));
+  const int d = q->device();
+  Alloc scale = buffer(info, 7, "scale", mul(l.num_scales(), 4), d);
+  Alloc zp = buffer(info, 8, "zeroPoint", mul(l.num_scales(), 4), d);
+  Alloc out = buffer(info, 9, "out", mul(l.size(), 4), d);
+  return nb::dispatch(info, true, [=] {
+    void* stream = qarvd::cuda::use_device(d, "dequantize");
+    qarvd::cuda::launch_dequantize(q->data(), qt, l, static_cast<const float*>(scale->data()),
+                                   static_cast<const int32_t*>(zp->data()), static_cast<float*>(out->data()), stream);
+    qarvd::cuda::check_launch(d, "dequantize");
+    finish(d, "dequantize");
+  });
+}
+
+// cudaChooseQParams(x, xType, outer, axisLen, inner, mode, groupSize, qType, symmetric, scale, zeroPoint) -> Promise
+Napi::Value ChooseQParams(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  BlockLayout l = layout(info, 2);
+  Alloc x = buffer(info, 0, "x", float_bytes(xt, l.size()));
+  const int d = x->device();
+  QType qt = quant_type(info, 7);
+  bool symmetric = nb::boolean(info, 8, "symmetric");
+  const int64_t ns = l.num_scales();
+  Alloc scale = buffer(info, 9, "scale", mul(ns, 4), d);
+  Alloc zp = buffer(info, 10, "zeroPoint", mul(ns, 4), d);
+  return nb::dispatch(info, true, [=] {
+    const char* op = "chooseQParams";
+    void* stream = qarvd::cuda::use_device(d, op);
+    qarvd::cuda::Scratch range(d, stream, static_cast<size_t>(mul(ns, 8)), op);
+    qarvd::cuda::Scratch bad(d, stream, sizeof(int), op);
+    float* lo = static_cast<float*>(range.data());
+    qarvd::cuda::launch_choose_qparams(x->data(), xt, l, qt, symmetric, lo, lo + ns, static_cast<int*>(bad.data()),
+                                       static_cast<float*>(scale->data()), static_cast<int32_t*>(zp->data()), stream);
+    qarvd::cuda::check_launch(d, op);
+    if (read_flag(d, static_cast<const int*>(bad.data()), op)) {
+      throw std::range_error("Expected finite values in x but it contains NaN or Infinity");
+    }
+  });
+}
+
+// cudaQuantizePerToken(x, xType, rows, cols, qType, symmetric, out, scale, zeroPoint) -> Promise
+Napi::Value QuantizePerToken(const Napi::CallbackInfo& info) {
+  FloatType xt = float_type(info, 1);
+  int64_t rows = nb::integer(info, 2, "rows"), cols = nb::integer(info, 3, "cols");
+  int64_t n = mul(rows, cols);
+  require(rows < qarvd::cuda::kNoBadRow, "too many rows");
+  Alloc x = buffer(info, 0, "x", float_bytes(xt, n));
+  const int d = x->device();
+  QType qt = quant_type(info, 4);
+  bool symmetric = nb::boolean(info, 5, "symmetric");
+  Alloc out = buffer(info, 6, "out", qarvd::packed_bytes(qt, n), d);
+  Alloc scale = buffer(info, 7, "scale", mul(rows, 4), d);
+  Alloc zp = buffer(info, 8, "zeroPoint", mul(rows, 4), d);
+  return nb::dispatch(info, true, [=] {
+    const char* op = "quantizePerToken";
+    void* stream = qarvd::cuda::use_device(d, op);
+    qarvd::cuda::Scratch bad(d, stream, sizeof(int), op);
+    qarvd::cuda::launch_quantize_per_token(x->data(), xt, rows, cols, qt, symmetric, out->data(),
+                                           static_cast<float*>(scale->data()), static_cast<int32_t*>(zp->data()),
+                                           static_cast<int*>(bad.data()), stream);
+    qarvd::cuda::check_launch(d, op);
+    int row = read_flag(d, static_cast<const int*>(bad.data()), op);
+    if (row != qarvd::cuda::kNoBadRow) {
+      throw std::range_error("Expected finite values in x but row " + std::to_string(row) +
+                             " contains NaN or Infinity");
+    }
+  });
+}
+
+#else  // built without CUDA: the same functions, each failing as a machine without a device does.
+
+Napi::Value NoCuda(const Napi::CallbackInfo& info) {
+  throw std::runtime_error("no CUDA device: built without CUDA");
+}
+Napi::Value Handle(const Napi::CallbackInfo& info) { return Napi::Object::New(info.Env()); }
+Napi::Value Free(const Napi::CallbackInfo& info) { return info.Env().Undefined(); }
+#define Alloc_ NoCuda
+#define Upload NoCuda
+#define Download NoCuda
+#define Copy NoCuda
+#define Quantize NoCuda
+#define Dequantize NoCuda
+#define ChooseQParams NoCuda
+#define QuantizePerToken NoCuda
+
+#endif
+
+// Standard exceptions thrown before dispatch (argument checks) become JavaScript errors here.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw nb::to_js_error(info.Env(), std::current_exception());
+  }
+}
+
+void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaHandle", Napi::Function::New(env, guarded<Handle>, "cudaHandle"));
+  exports.Set("cudaAlloc", Napi::Function::New(env, guarded<Alloc_>, "cudaAlloc"));
+  exports.Set("cudaFree", Napi::Function::New(env, guarded<Free>, "cudaFree"));
+  exports.Set("cudaUpload", Napi::Function::New(env, guarded<Upload>, "cudaUpload"));
+  exports.Set("cudaDownload", Napi::Function::New(env, guarded<Download>, "cudaDownload"));
+  exports.Set("cudaCopy", Napi::Function::New(env, guarded<Copy>, "cudaCopy"));
+  exports.Set("cudaQuantize", Napi::Function::New(env, guarded<Quantize>, "cudaQuantize"));
+  exports.Set("cudaDequantize", Napi::Function::New(env, guarded<Dequantize>, "cudaDequantize"));
+  exports.Set("cudaChooseQParams", Napi::Function::New(env, guarded<ChooseQParams>, "cudaChooseQParams"));
+  exports.Set("cudaQuantizePerToken", Napi::Function::New(env, guarded<QuantizePerToken>, "cudaQuantizePerToken"));
+}
+
+}  // namespace
+
+QARVD_EXPORTS(Export);

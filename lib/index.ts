@@ -35,7 +35,7 @@ export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear 
 export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
 export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
 export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';
-export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions } from './model/dit.js';
+export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions } from './model/dit.js';
 export { generate, sigmaOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
 export { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
 export { syntheticWeights, encodePrompt, blockLinears, type SyntheticWeights } from './model/weights.js';
@@ -49,3 +49,17 @@ export { QTensor, type QTensorInit, symmetricZeroPoint } from './primitives/qten
 export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, dequantizeSync, blockRange, blockRangeSync, type QuantTypeOptions, type ChooseQParamsOptions, type QuantizeOptions, type DequantizeOptions, type QParams, type BlockRangeOptions, type BlockRange } from './primitives/quantize.js';
 export { ChunkScheduler, type LayerSet, type LayerPolicy } from './schedule/scheduler.js';
 export { measureSensitivity, type SensitivityOptions, type SensitivityResult } from './schedule/sensitivity.js';
+export {
+  encodeQuantizedModel, decodeQuantizedModel, saveQuantizedModel, readQuantizedModel, loadQuantizedModel, QUANTIZED_METADATA_KEY, QUANTIZED_FORMAT_VERSION,
+  type QuantizedModelSpec, type LoadedQuantizedModel,
+} from './checkpoint/checkpoint.js';
+export { writeReport, renderReport } from './report/html.js';
+export {
+  checkReportData, type ReportData, type ReportStep, type ReportSensitivity, type ReportSetting, type ReportChunkCurves,
+  type ReportAblationRow, type ReportOutlierLayer, type ReportVideo, type NumberList,
+} from './report/data.js';
+export { calibrate, CalibrationStats, type CalibrateOptions, type LayerStats, type CalibrationStatsJSON } from './method/calibrate.js';
+export { quantizeModel, detectModelOutliers, type QuantRecipe, type AllocationRecipe, type LayerReport, type QuantizedModel } from './method/quantize.js';
+export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, ALLOCATION_BUDGET, type AblationRow, type EvaluationResult, type VideoRequest } from './method/ablation.js';
+export { buildLayer, buildLayerSets, fullPrecisionTensors, activationChunks, type LayerSpec, type SegmentSpec } from './method/spec.js';
+export { sensitivityFromPerPrompt } from './schedule/sensitivity.js';

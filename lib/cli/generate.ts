@@ -5,7 +5,8 @@ import { EMBEDDED_DEFAULT } from '../model/config.js';
 import { CausalDit } from '../model/dit.js';
 import { loadModel, namedConfig } from '../model/io.js';
 import { DEFAULT_PROMPTS } from '../model/prompts.js';
-import { generate } from '../model/sampling.js';
+import { loadQuantizedModel } from '../checkpoint/checkpoint.js';
+import { ChunkScheduler } from '../schedule/scheduler.js';
 import { writeVideos, type VideoEntry } from '../io/videos.js';
 import { channelRanges, frameStrip, latentsToFrames, writeGif, writePng } from '../io/images.js';
 import { progress } from './progress.js';
@@ -59,6 +60,7 @@ export function registerGenerate(program: Command): void {
     .description('generate videos with a model (default: the embedded default) from prompts and seeds')
     .option('--model <file>', 'model file (safetensors with Wan names); default: synthetic weights')
     .option('--config <name>', 'configuration: embedded-default or self-forcing-1.3b (for files without one, or for synthetic weights)')
+    .option('--quantized <file>', 'a quantized checkpoint (from qarvd quantize or demo) instead of a float model')
     .option('--prompt <text>', 'a prompt (repeatable)', collect)
     .option('--prompts <file>', 'a file with one prompt per line')
     .option('--seed <n>', 'seed of the first video; video i uses seed + i', intOption('--seed', 0), 0)
@@ -66,15 +68,19 @@ export function registerGenerate(program: Command): void {
     .option('--out <dir>', 'output folder', 'out/generate')
     .option('--no-frames', 'skip the PNG/GIF pictures')
     .option('--quiet', 'no progress output')
-    .action(async (o: { model?: string; config?: string; prompt?: string[]; prompts?: string; seed: number; chunks?: number; out: string; frames: boolean; quiet?: boolean }) => {
-      const model = await modelFromOptions(o);
+    .action(async (o: { model?: string; config?: string; quantized?: string; prompt?: string[]; prompts?: string; seed: number; chunks?: number; out: string; frames: boolean; quiet?: boolean }) => {
+      if (o.quantized && o.model) throw new RangeError('give --model or --quantized, not both');
+      const loaded = o.quantized ? await loadQuantizedModel(o.quantized) : null;
+      const model = loaded ? loaded.model : await modelFromOptions(o);
+      // A quantized checkpoint may switch layers per chunk: its scheduler policy drives generation.
+      const scheduler = new ChunkScheduler(model, loaded ? loaded.policy : () => null);
       const prompts = await promptsFromOptions(o);
       await mkdir(o.out, { recursive: true });
       const bar = progress('generate', { quiet: o.quiet });
       const videos: VideoEntry[] = [];
       const started = performance.now();
       for (let i = 0; i < prompts.length; i++) {
-        const latents = await generate(model, {
+        const latents = await scheduler.generate({
           prompt: prompts[i],
           seed: o.seed + i,
           chunks: o.chunks,
@@ -85,7 +91,7 @@ export function registerGenerate(program: Command): void {
       bar.stop();
       const seconds = (performance.now() - started) / 1000;
       const file = path.join(o.out, 'videos.safetensors');
-      await writeVideos(file, { videos, info: { model: model.config.name, seconds } });
+      await writeVideos(file, { videos, info: { model: model.config.name, quantized: o.quantized ?? null, seconds } });
       const pictures = o.frames ? await writeFrames(o.out, videos) : [];
       console.log(JSON.stringify({ videos: file, pictures, count: videos.length, seconds: Number(seconds.toFixed(3)) }, null, 2));
     });

@@ -6,6 +6,10 @@ import { registerInfo } from './info.js';
 import { registerGenerate } from './generate.js';
 import { registerEval } from './eval.js';
 import { registerSensitivity } from './sensitivity.js';
+import { registerQuantize } from './quantize.js';
+import { registerMerge } from './merge.js';
+import { registerBench } from './bench.js';
+import { registerDemo } from './demo.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -19,6 +23,10 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerEval(program);
   registerSensitivity(program);
+  registerQuantize(program);
+  registerMerge(program);
+  registerBench(program);
+  registerDemo(program);
   return program;
 }
 

@@ -6,6 +6,8 @@ import { QuantizedLinear, type QuantizedWeight } from '../gemm/quantized.js';
 import { DualScaleLinear } from '../gemm/dual.js';
 import type { ActivationQuantOptions } from '../gemm/options.js';
 import type { LayerSet } from '../schedule/scheduler.js';
+import { expectedShapes, type CausalDit } from '../model/dit.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 /**
  * One segment of a layer: its integer weights and, per chunk, its activation quantizer. A single
@@ -87,4 +89,22 @@ export function buildLayerSets(specs: readonly LayerSpec[]): LayerSet[] {
 function activationKey(spec: LayerSpec, k: number): unknown {
   if (spec.type === 'quantized') return activationAt(spec.segment, k);
   return [spec.outlier && activationAt(spec.outlier, k), spec.normal && activationAt(spec.normal, k)];
+}
+
+/**
+ * Every parameter of `model` that quantization leaves in full precision (embeddings, time
+ * projection, head, modulation tables, norms) under Wan's names and shapes: what a quantized
+ * checkpoint stores beside its layer specs.
+ */
+export function fullPrecisionTensors(model: CausalDit): Record<string, Tensor<'float32'>> {
+  const block = new Set(model.blockLinearNames);
+  const out: Record<string, Tensor<'float32'>> = {};
+  for (const [name, shape] of Object.entries(expectedShapes(model.config))) {
+    const m = /^(.*)\.(weight|bias)$/.exec(name);
+    if (m && block.has(m[1])) continue;
+    const isLinear = m !== null && !model.hasParam(name);
+    const t = isLinear ? model.floatWeights(m![1])[m![2] as 'weight' | 'bias'] : model.param(name);
+    out[name] = t.reshape(shape);
+  }
+  return out;
 }

@@ -18,6 +18,30 @@ import { describe, expectFiniteNumber, expectInteger, expectObject } from '../ut
 /** Linears outside the blocks: they stay in full precision (as in the reference). */
 const EMBEDDING_LINEARS = ['patch_embedding', 'text_embedding.0', 'text_embedding.2', 'time_embedding.0', 'time_embedding.2', 'time_projection.1', 'head.head'];
 
+/** Options of {@link CausalDit.fromTensors}. */
+export interface FromTensorsOptions {
+  /** Prebuilt block linears by name (e.g. quantized layers); they replace `<name>.weight`/`.bias`. */
+  layers?: Record<string, Linear>;
+}
+
+/** Checks `options.layers`: block linear names, each a layer with that linear's features. */
+function givenLayers(c: DitConfig, value: unknown): Map<string, Linear> {
+  const out = new Map<string, Linear>();
+  if (value === undefined) return out;
+  const layers = expectObject(value, 'options.layers');
+  const shapes = new Map(blockLinears(c).map((l) => [l.name, l]));
+  for (const [name, layer] of Object.entries(layers)) {
+    const b = shapes.get(name);
+    if (!b) throw new RangeError(`Expected block linear names (such as blocks.0.ffn.0) in options.layers but received ${describe(name)}`);
+    const l = layer as Partial<Linear> | null;
+    if (!l || typeof l.forward !== 'function' || typeof l.forwardSync !== 'function' || l.inFeatures !== b.in || l.outFeatures !== b.out) {
+      throw new TypeError(`Expected a Linear of ${b.in} -> ${b.out} features for options.layers['${name}'] but received ${describe(layer)}`);
+    }
+    out.set(name, layer as Linear);
+  }
+  return out;
+}
+
 /** Per-video state: each block's KV cache, the cross-attention keys/values of the context, and how many tokens are committed. */
 export class DitState {
   readonly caches: KvCache[];
@@ -90,14 +114,21 @@ export class CausalDit {
   /**
    * A model from tensors under Wan's names (every name must be present with its shape; float16 and
    * bfloat16 tensors, as Wan checkpoints ship, are widened to float32). Linears become FP32 layers
-   * (LinearF32, weights packed once).
+   * (LinearF32, weights packed once), except the block linears given in `options.layers` (e.g.
+   * quantized ones read from a checkpoint): those need no `<name>.weight`/`.bias` in `tensors`, and
+   * the model keeps no float weights for them.
+   *
+   * @example
+   * const model = CausalDit.fromTensors(config, tensors, { layers: { 'blocks.0.ffn.0': quantizedLayer } });
    */
-  static fromTensors(config: DitConfig, tensors: Record<string, Tensor>): CausalDit {
+  static fromTensors(config: DitConfig, tensors: Record<string, Tensor>, options: FromTensorsOptions = {}): CausalDit {
     const c = checkConfig(config);
     expectObject(tensors, 'tensors');
+    const layers = givenLayers(c, expectObject(options, 'options').layers);
     const model = new CausalDit(c);
     const float: Record<string, Tensor<'float32'>> = {};
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
+      if (layers.has(name.replace(/\.(weight|bias)$/, ''))) continue;
       const t = tensors[name];
       if (!(t instanceof Tensor)) throw new RangeError(`tensors is missing ${name} (shape [${shape.join(', ')}])`);
       if (!['float32', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected tensors['${name}'] to be float32, float16 or bfloat16 but received ${t.dtype}`);
@@ -106,6 +137,11 @@ export class CausalDit {
     }
     const get = (n: string) => float[n];
     for (const name of [...EMBEDDING_LINEARS, ...blockLinears(c).map((l) => l.name)]) {
+      const given = layers.get(name);
+      if (given) {
+        model.#linears.set(name, given);
+        continue;
+      }
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);
       model.#linears.set(name, LinearF32.fromFloat(w, { bias: get(`${name}.bias`) }));
@@ -133,6 +169,9 @@ export class CausalDit {
   /** The full-precision weight [out, in] and bias of a linear, as the model was built. */
   floatWeights(name: string): { weight: Tensor<'float32'>; bias: Tensor<'float32'> } {
     const s = this.#source.get(name);
+    if (!s && this.#linears.has(name)) {
+      throw new RangeError(`${name} was loaded as a prebuilt (quantized) layer: the model has no float weights for it`);
+    }
     if (!s) throw new RangeError(`Expected a linear layer name such as blocks.0.ffn.0 but received ${describe(name)}`);
     return s;
   }
@@ -147,6 +186,11 @@ export class CausalDit {
     if (layer === old) return;
     this.#linears.set(name, layer);
     if (/\.cross_attn\.[kv]$/.test(name)) this.#crossVersion++;
+  }
+
+  /** Whether `name` is a non-linear parameter (see param). */
+  hasParam(name: string): boolean {
+    return this.#params.has(name);
   }
 
   /** A full-precision non-linear parameter (modulation tables, norm weights), flattened. */

@@ -2,6 +2,7 @@
 // (key "qarvd.config"), so a file is self-describing. Files from elsewhere (Wan checkpoints
 // converted to float32) load with an explicit configuration.
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { QUANTIZED_METADATA_KEY } from '../checkpoint/format.js';
 import { Tensor } from '../tensor/tensor.js';
 import { CONFIGS, type DitConfig, checkConfig } from './config.js';
 import { CausalDit } from './dit.js';
@@ -24,6 +25,7 @@ export async function saveModelWeights(file: string, config: DitConfig, tensors:
  */
 export async function loadModel(file: string, config?: DitConfig | string): Promise<CausalDit> {
   const { tensors, metadata } = await readSafetensors(file);
+  if (metadata[QUANTIZED_METADATA_KEY] !== undefined) throw new RangeError(`${file} is a quantized checkpoint: load it with loadQuantizedModel`);
   let c: DitConfig;
   if (config !== undefined) {
     c = typeof config === 'string' ? namedConfig(config) : config;

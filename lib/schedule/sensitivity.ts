@@ -63,6 +63,25 @@ export async function measureSensitivity(model: CausalDit, options: SensitivityO
     }
     perPrompt.push(row);
   }
+  return sensitivityFromPerPrompt(perPrompt);
+}
+
+/**
+ * The sensitivity of per-prompt errors (row i: prompt i's whole-video MSE per quantized chunk):
+ * the mean over prompts, normalised to sum 1. Rows measured in several processes and put back in
+ * prompt order give exactly the single-process result.
+ *
+ * @example
+ * const merged = sensitivityFromPerPrompt([...shard1.perPrompt, ...shard2.perPrompt]);
+ */
+export function sensitivityFromPerPrompt(perPrompt: number[][]): SensitivityResult {
+  if (!Array.isArray(perPrompt) || perPrompt.length === 0) throw new TypeError(`Expected a non-empty array of rows for perPrompt but received ${describe(perPrompt)}`);
+  const chunks = perPrompt[0]?.length;
+  perPrompt.forEach((row, i) => {
+    if (!Array.isArray(row) || row.length !== chunks || !row.every((v) => Number.isFinite(v) && v >= 0)) {
+      throw new RangeError(`Expected perPrompt[${i}] to hold ${chunks} finite non-negative errors but received ${describe(row)}`);
+    }
+  });
   const mse = Array.from({ length: chunks }, (_, k) => perPrompt.reduce((s, r) => s + r[k], 0) / perPrompt.length);
   const sum = mse.reduce((a, b) => a + b, 0);
   if (!(sum > 0)) throw new RangeError('options.quantized changes no video: every chunk has zero error, so sensitivities are undefined');

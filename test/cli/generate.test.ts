@@ -2,28 +2,11 @@ import t from 'tap';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { main } from '../../lib/cli/main.js';
+import { run } from '../helpers/cli.js';
 import { readVideos } from '../../lib/io/videos.js';
 import { CausalDit } from '../../lib/model/dit.js';
 import { EMBEDDED_DEFAULT } from '../../lib/model/config.js';
 import { generate } from '../../lib/model/sampling.js';
-
-async function run(args: string[]) {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  const writeErr = process.stderr.write.bind(process.stderr), writeOut = process.stdout.write.bind(process.stdout);
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    Object.assign(console, { log, error });
-    process.stderr.write = writeErr;
-    process.stdout.write = writeOut;
-  }
-}
 
 t.test('generate writes latents and pictures; eval compares two sets', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'qarvd-gen-'));

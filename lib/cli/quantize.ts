@@ -1,0 +1,132 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/safetensors.js';
+import { saveQuantizedModel } from '../checkpoint/checkpoint.js';
+import { calibrate, CalibrationStats } from '../method/calibrate.js';
+import { detectModelOutliers, quantizeModel } from '../method/quantize.js';
+import { ablationRows, SETTINGS } from '../method/ablation.js';
+import { fullPrecisionTensors } from '../method/spec.js';
+import type { CausalDit } from '../model/dit.js';
+import { DEFAULT_PROMPTS } from '../model/prompts.js';
+import { intOption, modelFromOptions, promptsFromOptions } from './generate.js';
+import { progress } from './progress.js';
+import { parseShard, shardRange, type Shard } from './shard.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `--method` names: the rows of the ablation. */
+export const METHODS = ['naive', 'mse', 'chunk', 'dual', 'gptq', 'full', 'reference'] as const;
+export type MethodName = (typeof METHODS)[number];
+
+export function recipeOf(setting: keyof typeof SETTINGS, method: MethodName) {
+  return ablationRows(SETTINGS[setting])[METHODS.indexOf(method)];
+}
+
+/** Chunk weights from a `qarvd sensitivity` result file. */
+export async function chunkWeightsFromFile(file: string): Promise<{ chunkWeights: number[]; sensitivity: number[] }> {
+  let j: { chunkWeights?: unknown; sensitivity?: unknown; shard?: unknown };
+  try {
+    j = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new RangeError(`cannot read the sensitivity file ${file}: ${(e as Error).message}`);
+  }
+  const ok = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0);
+  if (!ok(j.chunkWeights) || !ok(j.sensitivity)) throw new RangeError(`${file} has no chunkWeights/sensitivity arrays (expected the output of qarvd sensitivity)`);
+  if (j.shard) throw new RangeError(`${file} is one shard of a sensitivity measurement; combine the shards with qarvd merge first`);
+  return { chunkWeights: j.chunkWeights, sensitivity: j.sensitivity };
+}
+
+interface QuantizeCliOptions {
+  model?: string; config?: string; setting: keyof typeof SETTINGS; method: MethodName; sensitivity?: string;
+  prompt?: string[]; prompts?: string; calibrationPrompts: number; seed: number; outliers: 'mad' | 'iqr'; bins: number;
+  shard?: Shard; statsOut?: string; stats?: string; out?: string; quiet?: boolean;
+}
+
+/** `qarvd quantize`: calibrate (or read merged statistics), quantize by a method, save a checkpoint. */
+export function registerQuantize(program: Command): void {
+  program
+    .command('quantize')
+    .description('calibrate and quantize a model (Q-ARVD step 2) and save the quantized checkpoint')
+    .option('--model <file>', 'model file (safetensors with Wan names); default: the embedded default')
+    .option('--config <name>', 'configuration for a file without one, or for synthetic weights')
+    .option('--setting <name>', 'W8A8 or W4A8', (v: string) => {
+      if (!(v in SETTINGS)) throw new InvalidArgumentError(`--setting must be one of ${Object.keys(SETTINGS).join(', ')}`);
+      return v;
+    }, 'W8A8')
+    .option('--method <name>', `one of ${METHODS.join(', ')} (the ablation's rows; full: chunk weighting, two-scale, GPTQ and bit allocation)`, (v: string) => {
+      if (!(METHODS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--method must be one of ${METHODS.join(', ')}`);
+      return v;
+    }, 'full')
+    .option('--sensitivity <file>', 'chunk weights from qarvd sensitivity (default: uniform)')
+    .option('--prompt <text>', 'a calibration prompt (repeatable)', collect)
+    .option('--prompts <file>', 'a file with one calibration prompt per line')
+    .option('--calibration-prompts <n>', 'how many of the default prompts to calibrate on when none are given', intOption('--calibration-prompts', 1), 2)
+    .option('--seed <n>', 'seed of the first calibration video; video i uses seed + i', intOption('--seed', 0), 1000)
+    .option('--outliers <method>', 'outlier detection: mad or iqr', (v: string) => {
+      if (v !== 'mad' && v !== 'iqr') throw new InvalidArgumentError('--outliers must be mad or iqr');
+      return v;
+    }, 'mad')
+    .option('--bins <n>', 'histogram bins of the activation observers', intOption('--bins', 16), 32768)
+    .option('--shard <i/n>', 'calibrate only the i-th of n parts of the prompts and write the statistics (--stats-out) for qarvd merge', parseShard)
+    .option('--stats-out <file>', 'write the calibration statistics (JSON) here')
+    .option('--stats <file>', 'quantize from these (merged) statistics instead of calibrating')
+    .option('--out <file>', 'the quantized checkpoint (safetensors)')
+    .option('--quiet', 'no progress output')
+    .action(async (o: QuantizeCliOptions) => {
+      if (o.shard && !o.statsOut) throw new RangeError('--shard needs --stats-out (a shard only gathers statistics)');
+      if (!o.shard && !o.out && !o.statsOut) throw new RangeError('give --out (the checkpoint) or --stats-out (the statistics)');
+      const model = await modelFromOptions(o);
+      const weights = o.sensitivity ? await chunkWeightsFromFile(o.sensitivity) : null;
+      const outliers = detectModelOutliers(model, { method: o.outliers });
+      let stats: CalibrationStats;
+      if (o.stats) {
+        stats = await readStats(o.stats);
+      } else {
+        const all = o.prompt || o.prompts ? await promptsFromOptions(o) : DEFAULT_PROMPTS.slice(0, o.calibrationPrompts);
+        const { start, end } = shardRange(all.length, o.shard);
+        const bar = progress('calibrate', { quiet: o.quiet });
+        stats = await calibrate(model, {
+          prompts: all.slice(start, end), seed: o.seed + start, chunkWeights: weights?.chunkWeights, outliers, bins: o.bins,
+          onProgress: (d, t) => bar.update(d, t, 'passes'),
+        });
+        bar.stop();
+      }
+      if (o.statsOut) await writeFileAtomic(o.statsOut, JSON.stringify(stats.toJSON()) + '\n');
+      if (o.shard || !o.out) {
+        console.log(JSON.stringify({ stats: o.statsOut, prompts: stats.prompts.length, seed: stats.seed }, null, 2));
+        return;
+      }
+      const summary = await quantizeToFile(model, stats, o.setting, o.method, o.out, { sensitivity: weights?.sensitivity ?? null, outlierMethod: o.outliers, quiet: o.quiet });
+      console.log(JSON.stringify(summary, null, 2));
+    });
+}
+
+async function readStats(file: string): Promise<CalibrationStats> {
+  try {
+    return CalibrationStats.fromJSON(JSON.parse(await readFile(file, 'utf8')));
+  } catch (e) {
+    throw new RangeError(`cannot read calibration statistics from ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Quantizes by a row of the ablation and writes the checkpoint; returns a summary. */
+export async function quantizeToFile(
+  model: CausalDit, stats: CalibrationStats, setting: keyof typeof SETTINGS, method: MethodName, file: string,
+  extra: { sensitivity: number[] | null; outlierMethod: string; quiet?: boolean },
+) {
+  const row = recipeOf(setting, method);
+  const bar = progress('quantize', { quiet: extra.quiet });
+  const q = await quantizeModel(model, stats, row.recipe, { onProgress: (d, t) => bar.update(d, t, 'layers') });
+  bar.stop();
+  const info = {
+    setting, method: row.method, recipe: row.recipe, sensitivity: extra.sensitivity, chunkWeights: stats.chunkWeights,
+    calibration: { prompts: stats.prompts, seed: stats.seed, outlierMethod: extra.outlierMethod },
+    plans: q.plans, layers: q.report,
+  };
+  await saveQuantizedModel(file, { config: model.config, tensors: fullPrecisionTensors(model), layers: q.layers, info });
+  return {
+    checkpoint: file, setting, method: row.method,
+    dualLayers: q.report.filter((l) => l.type === 'dual').length, layers: q.report.length,
+    chunkActivations: q.plans.chunks ? Object.values(q.plans.chunks.choices).map((c) => c.label) : null,
+  };
+}

@@ -41,7 +41,7 @@ const TESTBED = Object.freeze({
   /** RMS of the positional part of the q/k biases, against about 1 for the content part W y. */
   positional: 3,
   /** norm_q / norm_k weights of self-attention: larger logits make the softmax sharp. */
-  qkNorm: 2,
+  qkNorm: 2.5,
   /** RoPE frequency pairs (the fastest) of each part that carry the positional pattern. */
   pairs: 3,
   /** Added to the self-attention gate: the attention branch dominates the residual stream. */
@@ -54,7 +54,7 @@ const TESTBED = Object.freeze({
 
 /**
  * Seeded weights for `config` with Wan's names: fan-in scaled normal linears, small biases, norm
- * weights of 1 (2 for self-attention's q and k), modulation tables of std 1/sqrt(dim) (plus the gate
+ * weights of 1 (2.5 for self-attention's q and k), modulation tables of std 1/sqrt(dim) (plus the gate
  * offsets below). In every other block linear (alternating), 2 to 12 input columns are multiplied by
  * 8 to 24, so that outlier detection has something real to find.
  *

@@ -1,25 +1,6 @@
 import t from 'tap';
-import { main } from '../../lib/cli/main.js';
+import { run as capture } from '../helpers/cli.js';
 import { backends } from '../../lib/index.js';
-
-async function capture(args: string[]) {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  const write = process.stderr.write.bind(process.stderr), writeOut = process.stdout.write.bind(process.stdout);
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stderr.write = write;
-    process.stdout.write = writeOut;
-  }
-}
 
 t.test('qarvd info prints the backends', async (t) => {
   const r = await capture(['info']);

@@ -39,7 +39,7 @@ export async function chunkWeightsFromFile(file: string): Promise<{ chunkWeights
 interface QuantizeCliOptions {
   model?: string; config?: string; setting: keyof typeof SETTINGS; method: MethodName; sensitivity?: string;
   prompt?: string[]; prompts?: string; calibrationPrompts: number; seed: number; outliers: 'mad' | 'iqr'; bins: number;
-  shard?: Shard; statsOut?: string; stats?: string; out?: string; quiet?: boolean;
+  shard?: Shard; statsOut?: string; stats?: string; out?: string; planOut?: string; quiet?: boolean;
 }
 
 /** `qarvd quantize`: calibrate (or read merged statistics), quantize by a method, save a checkpoint. */
@@ -71,6 +71,7 @@ export function registerQuantize(program: Command): void {
     .option('--stats-out <file>', 'write the calibration statistics (JSON) here')
     .option('--stats <file>', 'quantize from these (merged) statistics instead of calibrating')
     .option('--out <file>', 'the quantized checkpoint (safetensors)')
+    .option('--plan-out <file>', 'also write the plan as JSON: per-layer form and bits, the bit allocation, per-chunk activations (the checkpoint carries it too, and its loader applies it)')
     .option('--quiet', 'no progress output')
     .action(async (o: QuantizeCliOptions) => {
       if (o.shard && !o.statsOut) throw new RangeError('--shard needs --stats-out (a shard only gathers statistics)');
@@ -96,7 +97,8 @@ export function registerQuantize(program: Command): void {
         console.log(JSON.stringify({ stats: o.statsOut, prompts: stats.prompts.length, seed: stats.seed }, null, 2));
         return;
       }
-      const summary = await quantizeToFile(model, stats, o.setting, o.method, o.out, { sensitivity: weights?.sensitivity ?? null, outlierMethod: o.outliers, quiet: o.quiet });
+      const { summary, info } = await quantizeToFile(model, stats, o.setting, o.method, o.out, { sensitivity: weights?.sensitivity ?? null, outlierMethod: o.outliers, quiet: o.quiet });
+      if (o.planOut) await writeFileAtomic(o.planOut, JSON.stringify({ setting: info.setting, method: info.method, recipe: info.recipe, chunkWeights: info.chunkWeights, plans: info.plans, layers: info.layers }, null, 2) + '\n');
       console.log(JSON.stringify(summary, null, 2));
     });
 }
@@ -124,9 +126,10 @@ export async function quantizeToFile(
     plans: q.plans, layers: q.report,
   };
   await saveQuantizedModel(file, { config: model.config, tensors: fullPrecisionTensors(model), layers: q.layers, info });
-  return {
+  const summary = {
     checkpoint: file, setting, method: row.method,
     dualLayers: q.report.filter((l) => l.type === 'dual').length, layers: q.report.length,
     chunkActivations: q.plans.chunks ? Object.values(q.plans.chunks.choices).map((c) => c.label) : null,
   };
+  return { summary, info };
 }

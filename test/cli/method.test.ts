@@ -41,9 +41,13 @@ t.test('sensitivity shards merge into the single-process result, bit for bit', a
 
 t.test('calibration shards merge into the same checkpoint as one process', async (t) => {
   const common = ['--model', model, '--prompt', 'a red fox', '--prompt', 'ocean waves at dusk', '--sensitivity', f('s.json'), '--bins', '512', '--quiet'];
-  const one = await run(['quantize', ...common, '--setting', 'W4A8', '--out', f('one.safetensors')]);
+  const one = await run(['quantize', ...common, '--setting', 'W4A8', '--out', f('one.safetensors'), '--plan-out', f('plan.json')]);
   t.equal(one.code, 0, one.err);
   t.match(json(one), { setting: 'W4A8', method: '+ bit allocation' });
+  const plan = JSON.parse(readFileSync(f('plan.json'), 'utf8'));
+  const saved = (await readQuantizedModel(f('one.safetensors'))).info as { plans: unknown };
+  t.same(plan.plans, saved.plans, 'the plan file is the plan the checkpoint carries');
+  t.equal(Object.keys(plan.plans.chunks.choices).length, small.chunks);
   for (const i of [1, 2]) {
     const r = await run(['quantize', ...common, '--shard', `${i}/2`, '--stats-out', f(`c${i}.json`)]);
     t.equal(r.code, 0, r.err);

@@ -127,3 +127,23 @@ t.test('bad recipes', async (t) => {
   // A non-dual layer keeps no uniform Gram once chunk weights are given: reconstruction without them says so.
   await t.rejects(quantizeModel(model, stats, { weightDtype: 'int8', reconstruction: 'gptq' }), { name: 'RangeError', message: /uniform Gram/ });
 });
+
+t.test('calibration and quantization leave the event loop free', async (t) => {
+  let ticks = 0;
+  let longest = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+    ticks++;
+  }, 5);
+  try {
+    await calibrate(model, { prompts: ['a storm at sea'], seed: 3, chunkWeights, outliers, bins: 2048 });
+    await quantizeModel(model, stats, { weightDtype: 'int4', chunkWeighting: true, dualScale: true, reconstruction: 'gptq', allocation: { weightBits: 5, dynamicChunks: 1 } });
+  } finally {
+    clearInterval(timer);
+  }
+  t.ok(ticks >= 10, `timers fired ${ticks} times`);
+  t.ok(longest < 250, `the longest gap between timer callbacks was ${longest.toFixed(0)} ms`);
+});

@@ -1,7 +1,7 @@
 // Quantized checkpoints: a quantized model as one safetensors file.
 //   <layer>.q, .scale, .zero_point    a quantized layer's weights: q is I8 [out, in], or for int4 the
 //                                     packed bytes as U8 [ceil(out * in / 2)] (element 2i in the low
-//                                     nibble); scale F32 and zero_point I32 [out] or [out, groups]
+//                                     nibble); scale F32 and zero_point I8 [out] or [out, groups]
 //   <layer>.outlier.*, .normal.*      the same per segment of a dual-scale layer, [out, columns]
 //   <layer>.outlier_idx               I32 [outliers], ascending
 //   <layer>.bias                      F32 [out], when the layer has one

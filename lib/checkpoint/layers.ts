@@ -7,7 +7,7 @@ import { checkWeightParams, groupCount, parseActivation, parseSegment, WEIGHT_DT
 import type { QuantizedWeight } from '../gemm/quantized.js';
 import type { LayerSpec, SegmentSpec } from '../method/spec.js';
 import { Tensor, expectTensor } from '../tensor/tensor.js';
-import type { DType } from '../tensor/dtype.js';
+import { qrange, type DType } from '../tensor/dtype.js';
 import { describe, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
 
 /** How one segment is described in the metadata; its tensors are `<prefix>.q/.scale/.zero_point`. */
@@ -54,7 +54,13 @@ function encodeSegment(seg: unknown, prefix: string, path: string, out: Record<s
   if (!Array.isArray(s.activation)) throw new TypeError(`Expected an array of activation quantizers for ${path}.activation but received ${describe(s.activation)}`);
   out[`${prefix}.q`] = q.dtype === 'int8' ? q : new Tensor('uint8', [q.data.length], q.data as Uint8Array);
   out[`${prefix}.scale`] = expectTensor(w.scale, `${path}.weight.scale`, ['float32']);
-  out[`${prefix}.zero_point`] = expectTensor(w.zeroPoint, `${path}.weight.zeroPoint`, ['int32']);
+  // Zero points lie in the weights' own range (int8 or int4), so one byte each is enough on disk.
+  const zeroPoint = expectTensor(w.zeroPoint, `${path}.weight.zeroPoint`, ['int32']);
+  const { qmin, qmax } = qrange(q.dtype);
+  zeroPoint.data.forEach((z, i) => {
+    if (z < qmin || z > qmax) throw new RangeError(`Expected ${path}.weight.zeroPoint values between ${qmin} and ${qmax} for ${q.dtype} but element ${i} is ${z}`);
+  });
+  out[`${prefix}.zero_point`] = new Tensor('int8', zeroPoint.shape, Int8Array.from(zeroPoint.data));
   return {
     dtype: q.dtype,
     shape: [q.shape[0], q.shape[1]],
@@ -140,7 +146,8 @@ class LayerReader {
     const q = dtype === 'int8' ? (stored as Tensor<'int8'>) : new Tensor('int4', [out, columns], stored.data as Uint8Array);
     const paramShape = groupSize > 0 ? [out, groupCount(columns, groupSize)] : [out];
     const scale = this.take(`${prefix}.scale`, 'float32', paramShape) as Tensor<'float32'>;
-    const zeroPoint = this.take(`${prefix}.zero_point`, 'int32', paramShape) as Tensor<'int32'>;
+    const stored8 = this.take(`${prefix}.zero_point`, 'int8', paramShape);
+    const zeroPoint = new Tensor('int32', paramShape, Int32Array.from(stored8.data as Int8Array));
     this.check(() => checkWeightParams(scale, zeroPoint, dtype, scale.size, prefix));
     return { weight: { q, scale, zeroPoint, dtype, groupSize }, activation };
   }

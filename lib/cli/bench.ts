@@ -3,6 +3,7 @@ import { writeFileAtomic } from '../io/safetensors.js';
 import { loadQuantizedModel } from '../checkpoint/checkpoint.js';
 import type { CausalDit } from '../model/dit.js';
 import { ChunkScheduler, type LayerPolicy } from '../schedule/scheduler.js';
+import { storedBytes } from '../method/spec.js';
 import { intOption, modelFromOptions } from './generate.js';
 import { progress } from './progress.js';
 
@@ -23,11 +24,11 @@ export function registerBench(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (o: { model?: string; config?: string; quantized?: string[]; prompt: string; seed: number; repeats: number; out?: string; quiet?: boolean }) => {
       const fp = await modelFromOptions(o);
-      const runs: { name: string; model: CausalDit; policy: LayerPolicy }[] = [{ name: 'FP32', model: fp, policy: () => null }];
+      const runs: { name: string; model: CausalDit; policy: LayerPolicy; stored: number }[] = [{ name: 'FP32', model: fp, policy: () => null, stored: fp.blockLinearBytes }];
       for (const file of o.quantized ?? []) {
         const q = await loadQuantizedModel(file);
         if (q.model.config.name !== fp.config.name) throw new RangeError(`${file} quantizes ${q.model.config.name}, not ${fp.config.name}`);
-        runs.push({ name: file, model: q.model, policy: q.policy });
+        runs.push({ name: file, model: q.model, policy: q.policy, stored: q.spec.layers.reduce((s, l) => s + storedBytes(l), 0) });
       }
       const best = runs.map(() => Infinity);
       const bar = progress('bench', { quiet: o.quiet });
@@ -47,6 +48,7 @@ export function registerBench(program: Command): void {
           name: r.name, seconds: Number(best[i].toFixed(4)), speedup: Number((best[0] / best[i]).toFixed(3)),
           weightBytes: r.model.weightBytes, bytesRatio: Number((r.model.weightBytes / fp.weightBytes).toFixed(4)),
           blockLinearBytes: r.model.blockLinearBytes, blockBytesRatio: Number((r.model.blockLinearBytes / fp.blockLinearBytes).toFixed(4)),
+          storedBlockBytes: r.stored, storedBlockBytesRatio: Number((r.stored / fp.blockLinearBytes).toFixed(4)),
         })),
       };
       const text = JSON.stringify(result, null, 2);

@@ -108,3 +108,14 @@ export function fullPrecisionTensors(model: CausalDit): Record<string, Tensor<'f
   }
   return out;
 }
+
+/**
+ * Bytes a layer's weights take as stored (a checkpoint's tensors: integers, scales, one-byte zero
+ * points, outlier columns, bias), without the per-row sums the kernels cache in memory.
+ */
+export function storedBytes(spec: LayerSpec): number {
+  const segment = (s: SegmentSpec | null) => (s ? s.weight.q.data.byteLength + s.weight.scale.data.byteLength + s.weight.zeroPoint.size : 0);
+  const bias = spec.bias ? spec.bias.byteLength : 0;
+  if (spec.type === 'quantized') return segment(spec.segment) + bias;
+  return segment(spec.outlier) + segment(spec.normal) + spec.outlierIdx.byteLength + bias;
+}

@@ -84,7 +84,7 @@ t.test('on-disk layout, read with the plain safetensors codec', async (t) => {
   t.same(tensors['blocks.0.self_attn.q.q'].shape, [32, 32]);
   t.same(Array.from(tensors['blocks.0.self_attn.q.q'].data), Array.from(q.segment.weight.q.data));
   t.same(tensors['blocks.0.self_attn.q.scale'].shape, [32]);
-  t.equal(tensors['blocks.0.self_attn.q.zero_point'].dtype, 'int32');
+  t.equal(tensors['blocks.0.self_attn.q.zero_point'].dtype, 'int8');
   t.same(Array.from(tensors['blocks.0.self_attn.q.bias'].data), Array.from(q.bias!));
 
   // Dual int4 with an odd element count (blocks.1.ffn.0, outliers [3, 17, 30]): U8 bytes, low nibble first.

@@ -6,6 +6,7 @@ import { run } from '../helpers/cli.js';
 import { saveSyntheticModel } from '../../lib/model/io.js';
 import { loadQuantizedModel, readQuantizedModel } from '../../lib/checkpoint/checkpoint.js';
 import { readVideos } from '../../lib/io/videos.js';
+import { readSafetensors } from '../../lib/io/safetensors.js';
 import { ChunkScheduler } from '../../lib/schedule/scheduler.js';
 import { small } from '../method/fixtures.js';
 
@@ -75,6 +76,10 @@ t.test('calibration shards merge into the same checkpoint as one process', async
   t.equal(runs[0].name, 'FP32');
   t.ok(runs[1].blockBytesRatio < 0.3, `W4A8 block weights ${runs[1].blockBytesRatio} of FP32`);
   t.ok(runs[1].seconds > 0 && runs[1].speedup > 0);
+  // Stored bytes: every block layer's tensor in the file (integers, scales, zero points, outlier columns, bias).
+  const { tensors } = await readSafetensors(f('one.safetensors'));
+  const blockTensorBytes = Object.entries(tensors).filter(([n]) => /^blocks\.\d+\.((self|cross)_attn\.[qkvo]|ffn\.[02])\./.test(n)).reduce((a, [, x]) => a + x.data.byteLength, 0);
+  t.equal(runs[1].storedBlockBytes, blockTensorBytes, 'stored bytes = the block tensors of the checkpoint');
 });
 
 t.test('demo runs the whole pipeline and writes the report with its checkpoints', async (t) => {

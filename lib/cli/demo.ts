@@ -9,7 +9,7 @@ import { saveQuantizedModel } from '../checkpoint/checkpoint.js';
 import { writeReport } from '../report/html.js';
 import type { ReportData } from '../report/data.js';
 import { chunkWeightsFromSensitivity } from '../calibration/chunk_weights.js';
-import { columnNormsSync } from '../calibration/norms.js';
+import { detectOutliersSync } from '../calibration/outliers.js';
 import { QuantizedLinear } from '../gemm/quantized.js';
 import type { Linear } from '../gemm/linear.js';
 import { calibrate } from '../method/calibrate.js';
@@ -158,9 +158,10 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
     }
     videos.push({ prompt: requests[i].prompt, strip: stripFile, rows: rowsOf.map((r) => r.label), animations });
   }
-  const outlierPlots = Object.keys(outliers).slice(0, 3).map((layer) => ({
-    layer, norms: Array.from(columnNormsSync(model.floatWeights(layer).weight)), outlierIdx: Array.from(outliers[layer]), detector: 'MAD z-score > 3.5 and > 1.2 median',
-  }));
+  const outlierPlots = Object.keys(outliers).slice(0, 3).map((layer) => {
+    const d = detectOutliersSync(model.floatWeights(layer).weight, { method: 'mad' });
+    return { layer, norms: Array.from(d.norms), outlierIdx: Array.from(d.outlierIdx), detector: 'mad', threshold: d.stats.threshold };
+  });
   step('pictures and report');
 
   const s = sens.sensitivity;

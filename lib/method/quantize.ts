@@ -119,11 +119,11 @@ export async function quantizeModel(model: CausalDit, stats: CalibrationStats, r
   const names = [...stats.layers.keys()];
   const chunks = stats.chunkWeights.length;
   const byLayer: Candidate[][] = [];
-  const bitOptions: WeightDType[][] = r.allocation?.weightBits !== undefined ? [['int4'], ['int8']] : [[r.weightDtype]];
+  const bitOptions: WeightDType[] = r.allocation?.weightBits !== undefined ? ['int4', 'int8'] : [r.weightDtype];
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const candidates: Candidate[] = [];
-    for (const [dtype] of bitOptions) candidates.push(await quantizeLayer(model, stats, name, r, dtype, dtype));
+    for (const dtype of bitOptions) candidates.push(await quantizeLayer(model, stats, name, r, dtype, dtype));
     if (r.allocation?.weightBits !== undefined && r.dualScale && stats.layer(name).segments) {
       candidates.push(await quantizeLayer(model, stats, name, r, 'int4', 'int8'));
     }
@@ -136,8 +136,10 @@ export async function quantizeModel(model: CausalDit, stats: CalibrationStats, r
   if (r.allocation?.weightBits !== undefined) {
     const elements = names.map((n) => model.linear(n).inFeatures * model.linear(n).outFeatures);
     const total = elements.reduce((a, b) => a + b, 0);
+    // A layer's error is its whole output's: the per-row loss times the rows.
+    const rows = names.map((n) => model.linear(n).outFeatures);
     plans.weights = allocate(
-      byLayer.map((cands, i) => ({ name: names[i], options: cands.map((c, j) => ({ label: j, cost: c.bits * elements[i], error: c.report.loss })) })),
+      byLayer.map((cands, i) => ({ name: names[i], options: cands.map((c, j) => ({ label: j, cost: c.bits * elements[i], error: c.report.loss * rows[i] })) })),
       { budget: r.allocation.weightBits * total },
     );
     picks = names.map((n) => plans.weights!.choices[n].index);
@@ -179,15 +181,19 @@ async function quantizeLayer(model: CausalDit, stats: CalibrationStats, name: st
       return { scale: c.scale, zeroPoint: c.zeroPoint };
     }
     const scale = new Float32Array(rows), zeroPoint = new Int32Array(rows);
-    let lo = Infinity, hi = -Infinity;
+    const rangeOf = (from: number, to: number) => {
+      let lo = Infinity, hi = -Infinity;
+      for (let j = from; j < to; j++) {
+        lo = Math.min(lo, cols.data[j]);
+        hi = Math.max(hi, cols.data[j]);
+      }
+      return qparamsFromRange(lo, hi, d, 'asymmetric');
+    };
     for (let i = 0; i < rows; i++) {
-      if (r.weightGranularity === 'perChannel') (lo = Infinity), (hi = -Infinity);
-      for (let j = i * kk; j < (i + 1) * kk; j++) (lo = Math.min(lo, cols.data[j])), (hi = Math.max(hi, cols.data[j]));
-      const q = qparamsFromRange(lo, hi, d, 'asymmetric');
+      const q = r.weightGranularity === 'perTensor' ? (i === 0 ? rangeOf(0, rows * kk) : { scale: scale[0], zeroPoint: zeroPoint[0] }) : rangeOf(i * kk, (i + 1) * kk);
       scale[i] = q.scale;
       zeroPoint[i] = q.zeroPoint;
     }
-    if (r.weightGranularity === 'perTensor') (scale.fill(scale[rows - 1]), zeroPoint.fill(zeroPoint[rows - 1]));
     return { scale, zeroPoint };
   };
   const one = (a: ActivationQuantOptions) => [a];

@@ -93,7 +93,7 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
   const ablation: ReportData['ablation'] = [];
   const settings: ReportData['settings'] = [];
   const fullSets: Record<string, { sets: LayerSet[]; layers: LayerSpec[]; videos: Tensor<'float32'>[] }> = {};
-  const rows = Object.entries(SETTINGS).flatMap(([setting, dtype]) => ablationRows(dtype).map((row, i) => ({ setting, row, full: i === 5, naive: i === 0 })));
+  const rows = Object.entries(SETTINGS).flatMap(([setting, dtype]) => ablationRows(dtype).map((row) => ({ setting, row, full: row.name === 'full', naive: row.name === 'naive' })));
   bar = progress('ablation', { quiet: o.quiet });
   const perChunk: Record<string, ReportData['settings'][number]['perChunk']> = {};
   for (let i = 0; i < rows.length; i++) {
@@ -191,6 +191,7 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
 function demoNotes(ablation: ReportData['ablation'], settings: ReportData['settings'], s: number[], decreasing: boolean): string[] {
   const notes: string[] = [];
   for (const setting of Object.keys(SETTINGS)) {
+    // In ablationRows order: 0 naive, 1 per-channel MSE, 2..5 one component added each, 5 the full method.
     const rows = ablation.filter((a) => a.setting === setting);
     for (let i = 2; i < 6; i++) {
       const d = rows[i].psnr - rows[i - 1].psnr;

@@ -4,7 +4,7 @@ import { writeFileAtomic } from '../io/safetensors.js';
 import { saveQuantizedModel } from '../checkpoint/checkpoint.js';
 import { calibrate, CalibrationStats } from '../method/calibrate.js';
 import { detectModelOutliers, quantizeModel } from '../method/quantize.js';
-import { ablationRows, SETTINGS } from '../method/ablation.js';
+import { ablationRows, METHODS, SETTINGS, type MethodName } from '../method/ablation.js';
 import { fullPrecisionTensors } from '../method/spec.js';
 import type { CausalDit } from '../model/dit.js';
 import { DEFAULT_PROMPTS } from '../model/prompts.js';
@@ -14,12 +14,8 @@ import { parseShard, shardRange, type Shard } from './shard.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** `--method` names: the rows of the ablation. */
-export const METHODS = ['naive', 'mse', 'chunk', 'dual', 'gptq', 'full', 'reference'] as const;
-export type MethodName = (typeof METHODS)[number];
-
 export function recipeOf(setting: keyof typeof SETTINGS, method: MethodName) {
-  return ablationRows(SETTINGS[setting])[METHODS.indexOf(method)];
+  return ablationRows(SETTINGS[setting]).find((r) => r.name === method)!;
 }
 
 /** Chunk weights from a `qarvd sensitivity` result file. */

@@ -10,7 +10,12 @@ import type { QuantRecipe } from './quantize.js';
 /** The settings of the paper: weight bit-width, 8-bit activations. */
 export const SETTINGS: Readonly<Record<'W8A8' | 'W4A8', WeightDType>> = Object.freeze({ W8A8: 'int8', W4A8: 'int4' });
 
+/** Short names of the rows (`qarvd quantize --method`). */
+export const METHODS = ['naive', 'mse', 'chunk', 'dual', 'gptq', 'full', 'reference'] as const;
+export type MethodName = (typeof METHODS)[number];
+
 export interface AblationRow {
+  name: MethodName;
   method: string;
   recipe: QuantRecipe;
 }
@@ -27,19 +32,19 @@ export function ablationRows(weightDtype: WeightDType): AblationRow[] {
   const full: QuantRecipe = { weightDtype, chunkWeighting: true, dualScale: true, reconstruction: 'gptq' };
   const allocation = weightDtype === 'int4' ? { dynamicChunks: ALLOCATION_BUDGET.dynamicChunks, weightBits: ALLOCATION_BUDGET.weightBitsW4 } : { dynamicChunks: ALLOCATION_BUDGET.dynamicChunks };
   return [
-    { method: 'naive per-tensor min-max PTQ', recipe: { weightDtype, weightGranularity: 'perTensor', weightRange: 'minmax', activationRange: 'minmax' } },
-    { method: 'per-channel MSE PTQ', recipe: { weightDtype } },
-    { method: '+ chunk weighting', recipe: { weightDtype, chunkWeighting: true } },
-    { method: '+ two-scale', recipe: { weightDtype, chunkWeighting: true, dualScale: true } },
-    { method: '+ reconstruction (GPTQ)', recipe: full },
-    { method: '+ bit allocation', recipe: { ...full, allocation } },
-    { method: 'reference variant: uniform weights on two-scale layers', recipe: { ...full, dualUniformWeights: true } },
+    { name: 'naive', method: 'naive per-tensor min-max PTQ', recipe: { weightDtype, weightGranularity: 'perTensor', weightRange: 'minmax', activationRange: 'minmax' } },
+    { name: 'mse', method: 'per-channel MSE PTQ', recipe: { weightDtype } },
+    { name: 'chunk', method: '+ chunk weighting', recipe: { weightDtype, chunkWeighting: true } },
+    { name: 'dual', method: '+ two-scale', recipe: { weightDtype, chunkWeighting: true, dualScale: true } },
+    { name: 'gptq', method: '+ reconstruction (GPTQ)', recipe: full },
+    { name: 'full', method: '+ bit allocation', recipe: { ...full, allocation } },
+    { name: 'reference', method: 'reference variant: uniform weights on two-scale layers', recipe: { ...full, dualUniformWeights: true } },
   ];
 }
 
 /** The full method of a setting: the bit-allocation row. */
 export function fullRecipe(weightDtype: WeightDType): QuantRecipe {
-  return ablationRows(weightDtype)[5].recipe;
+  return ablationRows(weightDtype).find((r) => r.name === 'full')!.recipe;
 }
 
 export interface EvaluationResult {

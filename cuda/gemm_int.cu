@@ -342,4 +342,32 @@ void launch_gemm_w8a8(const GemmW8A8Args& a, void* scratch, void* stream, int de
   QARVD_CUDA_CHECK(cudaGetLastError(), op, device);
 }
 
+float time_gemm_w8a8(const GemmW8A8Args& a, void* scratch, void* stream, int device, int repeat) {
+  const char* op = "gemmW8A8 (timing)";
+  auto st = static_cast<cudaStream_t>(stream);
+  launch_gemm_w8a8(a, scratch, stream, device);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  QARVD_CUDA_CHECK(cudaEventCreate(&start), op, device);
+  cudaError_t err = cudaEventCreate(&stop);
+  float ms = 0.0f;
+  if (err == cudaSuccess) err = cudaEventRecord(start, st);
+  if (err == cudaSuccess) {
+    try {
+      for (int i = 0; i < repeat; ++i) launch_gemm_w8a8(a, scratch, stream, device);
+    } catch (...) {
+      cudaStreamSynchronize(st);
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
+      throw;
+    }
+    err = cudaEventRecord(stop, st);
+  }
+  if (err == cudaSuccess) err = cudaEventSynchronize(stop);
+  if (err == cudaSuccess) err = cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
+  if (err != cudaSuccess) fail(err, op, device, "timing with CUDA events");
+  return repeat > 0 ? ms / static_cast<float>(repeat) : 0.0f;
+}
+
 }  // namespace qarvd::cuda

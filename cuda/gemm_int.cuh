@@ -58,4 +58,8 @@ size_t gemm_w8a8_scratch_bytes(int64_t m, int64_t k);
 // synchronizes and checks for errors (context.cuh). `device` names the device in launch errors.
 void launch_gemm_w8a8(const GemmW8A8Args& a, void* scratch, void* stream, int device);
 
+// For benchmarks: one warm-up run, then `repeat` runs back to back between two CUDA events; returns
+// the milliseconds per run (activation quantization, GEMM and epilogue). Synchronizes the stream.
+float time_gemm_w8a8(const GemmW8A8Args& a, void* scratch, void* stream, int device, int repeat);
+
 }  // namespace qarvd::cuda

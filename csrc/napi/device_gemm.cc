@@ -26,9 +26,11 @@ using qarvd::napi::device::require;
 namespace cu = qarvd::cuda;
 
 // cudaGemmW8A8(x, m, k, n, wq, wscale, wzero, wsum, bias, dynamic, unsigned, symmetric, scale,
-//              zeroPoint, out, accumulators, actScale, actZeroPoint, simple) -> Promise
+//              zeroPoint, out, accumulators, actScale, actZeroPoint, simple, timing) -> Promise
 // x float32 [m, k]; wq int8 [n_pad, k_pad]; wscale/wzero/wsum/bias [n] (bias may be null); out
-// float32 [m, n] (int32 when `accumulators`); actScale/actZeroPoint [m] or null.
+// float32 [m, n] (int32 when `accumulators`); actScale/actZeroPoint [m] or null. `timing`: null, or
+// a Float64Array [repeat, msOut]: the call then runs `repeat` times between CUDA events and writes
+// the milliseconds per run to msOut (benchmarks).
 Napi::Value GemmW8A8(const Napi::CallbackInfo& info) {
   const int64_t m = nb::integer(info, 1, "m"), k = nb::integer(info, 2, "k"), n = nb::integer(info, 3, "n");
   require(m > 0 && n > 0 && k > 0 && k <= cu::kGemmMaxK, "gemmW8A8 needs m, n > 0 and 0 < k <= 32768");
@@ -54,6 +56,14 @@ Napi::Value GemmW8A8(const Napi::CallbackInfo& info) {
   Alloc act_scale = optional_buffer(info, 16, "actScale", mul(m, 4), d);
   Alloc act_zero = optional_buffer(info, 17, "actZeroPoint", mul(m, 4), d);
   const bool simple = nb::boolean(info, 18, "simple");
+  double* timing = nullptr;
+  int repeat = 0;
+  if (!info[19].IsNull() && !info[19].IsUndefined()) {
+    auto t = nb::typed_array<double>(info, 19, "timing");
+    require(t.length == 2 && t.data[0] >= 1 && t.data[0] <= 1e6, "timing must be [repeat (1 to 1e6), msOut]");
+    timing = t.data;
+    repeat = static_cast<int>(t.data[0]);
+  }
   return nb::dispatch(info, true, [=] {
     const char* op = "gemmW8A8";
     void* stream = cu::use_device(d, op);
@@ -74,7 +84,11 @@ Napi::Value GemmW8A8(const Napi::CallbackInfo& info) {
     a.act_scale = act_scale ? static_cast<float*>(act_scale->data()) : nullptr;
     a.act_zero = act_zero ? static_cast<int32_t*>(act_zero->data()) : nullptr;
     a.simple = simple;
-    cu::launch_gemm_w8a8(a, scratch.data(), stream, d);
+    if (timing) {
+      timing[1] = cu::time_gemm_w8a8(a, scratch.data(), stream, d, repeat);
+    } else {
+      cu::launch_gemm_w8a8(a, scratch.data(), stream, d);
+    }
     cu::synchronize(d, op);
   });
 }

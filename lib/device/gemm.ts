@@ -6,7 +6,7 @@ import { toBias } from '../gemm/linear.js';
 import { MAX_QUANTIZED_K, checkWeightParams, parseActivation, type ActivationQuantOptions, type SegmentConfig } from '../gemm/options.js';
 import { native } from '../native/binding.js';
 import { Tensor, expectTensor } from '../tensor/tensor.js';
-import { describe, expectObject, expectOneOf } from '../util/validate.js';
+import { describe, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
 import { checkDevice } from './backend.js';
 import { DeviceTensor, expectDeviceTensor, type DeviceHandle } from './tensor.js';
 
@@ -16,6 +16,7 @@ interface GemmCudaNative {
     wq: DeviceHandle, wscale: DeviceHandle, wzero: DeviceHandle, wsum: DeviceHandle, bias: DeviceHandle | null,
     dynamic: boolean, unsigned: boolean, symmetric: boolean, scale: number, zeroPoint: number,
     out: DeviceHandle, accumulators: boolean, actScale: DeviceHandle | null, actZeroPoint: DeviceHandle | null, simple: boolean,
+    timing: Float64Array | null,
   ): Promise<void>;
 }
 const addon = (): GemmCudaNative => native<GemmCudaNative>();
@@ -285,6 +286,34 @@ export class DeviceQuantizedLinear {
     }
   }
 
+  /**
+   * For benchmarks: the GPU milliseconds of one forward pass of x (activation quantization, GEMM and
+   * epilogue), timed with CUDA events over `repeat` runs back to back after one warm-up run, as
+   * PyTorch benchmarks are timed; the Promise and copy overheads of `forward` are not included.
+   *
+   * @example
+   * const ms = await layer.timeForward(dx, { repeat: 50 });
+   * const tops = (2 * m * layer.inFeatures * layer.outFeatures) / (ms * 1e9);
+   */
+  async timeForward(x: DeviceTensor<'float32'>, options: { repeat?: number; kernel?: DeviceGemmKernel } = {}): Promise<number> {
+    const o = expectObject(options, 'options');
+    const repeat = o.repeat === undefined ? 20 : expectInteger(o.repeat, 'options.repeat', { min: 1, max: 1e6 });
+    const simple = this.kernel(o.kernel);
+    const w = this.weights('this');
+    const dx = expectDeviceTensor(x, 'x', ['float32']);
+    if (dx.device !== this.device) throw new RangeError(`Expected x on cuda:${this.device} (the layer's device) but received cuda:${dx.device}`);
+    const { m, outShape } = this.rows(dx.shape, 'x');
+    if (m === 0) return 0;
+    const y = await DeviceTensor.empty('float32', outShape, { device: this.device });
+    try {
+      const timing = Float64Array.of(repeat, 0);
+      await this.run(w, dx, m, y, false, null, null, simple, timing);
+      return timing[1];
+    } finally {
+      y.dispose();
+    }
+  }
+
   /** Frees the layer's device memory (idempotent); the layer throws on use afterwards. */
   dispose(): void {
     const w = this.#w;
@@ -307,14 +336,14 @@ export class DeviceQuantizedLinear {
 
   private run(
     w: Weights, x: DeviceTensor, m: number, out: DeviceTensor, accumulators: boolean,
-    actScale: DeviceTensor | null, actZero: DeviceTensor | null, simple: boolean,
+    actScale: DeviceTensor | null, actZero: DeviceTensor | null, simple: boolean, timing: Float64Array | null = null,
   ): Promise<void> {
     const a = this.activation;
     return addon().cudaGemmW8A8(
       x.handle('x'), m, this.inFeatures, this.outFeatures,
       w.wq.handle('weights'), w.scale.handle('weights'), w.zero.handle('weights'), w.sum.handle('weights'), w.bias?.handle('weights') ?? null,
       a.type === 'dynamic', a.dtype === 'uint8', a.scheme === 'symmetric', a.scale, a.zeroPoint,
-      out.handle('out'), accumulators, actScale?.handle('actScale') ?? null, actZero?.handle('actZeroPoint') ?? null, simple,
+      out.handle('out'), accumulators, actScale?.handle('actScale') ?? null, actZero?.handle('actZeroPoint') ?? null, simple, timing,
     );
   }
 }

@@ -68,7 +68,7 @@ t.test('the native entry point re-checks sizes and handles before any GPU work',
   }
   const n = native<GemmNative>();
   const h = n.cudaHandle();
-  const args = (m: number, k: number, x: unknown) => [x, m, k, 4, h, h, h, h, null, true, false, false, 1, 0, h, false, null, null, false];
+  const args = (m: number, k: number, x: unknown) => [x, m, k, 4, h, h, h, h, null, true, false, false, 1, 0, h, false, null, null, false, null];
   t.throws(() => n.cudaGemmW8A8(...args(1, 0, h)), { name: 'RangeError', message: /0 < k <= 32768/ }, 'k = 0');
   t.throws(() => n.cudaGemmW8A8(...args(1, 40000, h)), { name: 'RangeError', message: /0 < k <= 32768/ }, 'k too large');
   t.throws(() => n.cudaGemmW8A8(...args(0, 8, h)), { name: 'RangeError', message: /m, n > 0/ }, 'm = 0');

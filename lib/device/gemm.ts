@@ -257,7 +257,9 @@ export class DeviceQuantizedLinear {
     const simple = this.kernel(expectObject(options, 'options').kernel);
     const w = this.weights('this');
     const onDevice = x instanceof DeviceTensor;
-    const { m } = this.rows(onDevice ? x.shape : expectTensor(x, 'x', ['float32']).shape, 'x');
+    const checked = onDevice ? expectDeviceTensor(x, 'x', ['float32']) : expectTensor(x, 'x', ['float32']);
+    const { m } = this.rows(checked.shape, 'x');
+    if (onDevice && x.device !== this.device) throw new RangeError(`Expected x on cuda:${this.device} (the layer's device) but received cuda:${x.device}`);
     const n = this.outFeatures;
     const result: Accumulators = {
       acc: Tensor.zeros('int32', [m, n, 1]),
@@ -265,9 +267,6 @@ export class DeviceQuantizedLinear {
       actZeroPoint: Tensor.zeros('int32', [m, 1]),
     };
     if (m === 0) return result;
-    if (onDevice && expectDeviceTensor(x, 'x', ['float32']).device !== this.device) {
-      throw new RangeError(`Expected x on cuda:${this.device} (the layer's device) but received cuda:${x.device}`);
-    }
     const owned: DeviceTensor[] = [];
     try {
       const dx = onDevice ? x : await DeviceTensor.fromHost(x, { device: this.device });

@@ -66,3 +66,4 @@ export { sensitivityFromPerPrompt } from './schedule/sensitivity.js';
 export { type Backend, BACKENDS, type BackendOptions } from './device/backend.js';
 export { DeviceTensor, type DeviceOptions } from './device/tensor.js';
 export { DeviceQTensor, quantizeOnDevice, dequantizeOnDevice, chooseQParamsOnDevice, type DeviceQuantizeOptions } from './device/quantize.js';
+export { DeviceQuantizedLinear, type DeviceQuantizedLinearOptions, type DeviceForwardOptions, type DeviceGemmKernel } from './device/gemm.js';

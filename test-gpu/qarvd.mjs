@@ -13,6 +13,9 @@ export { chooseQParams, chooseQParamsSync, quantize, quantizeSync, dequantize, d
 export { QTensor } from '../dist/primitives/qtensor.js';
 export { DeviceTensor } from '../dist/device/tensor.js';
 export { DeviceQTensor, quantizeOnDevice, dequantizeOnDevice, chooseQParamsOnDevice } from '../dist/device/quantize.js';
+export { DeviceQuantizedLinear } from '../dist/device/gemm.js';
+export { QuantizedLinear } from '../dist/gemm/quantized.js';
+export { quantizeValue } from '../dist/primitives/qparams.js';
 
 /** mulberry32 (as test/helpers/rng.ts): seeded floats in [0, 1). */
 export function rng(seed) {

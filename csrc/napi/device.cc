@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "device_buffers.h"
 #include "util.h"
 #ifdef QARVD_WITH_CUDA
 #include "../../cuda/context.cuh"
@@ -26,36 +27,12 @@ using qarvd::BlockLayout;
 using qarvd::FloatType;
 using qarvd::QType;
 using qarvd::cuda::Allocation;
-using Alloc = std::shared_ptr<Allocation>;
-
-struct Holder {
-  Alloc alloc;
-};
-
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::out_of_range("native: " + what);
-}
-
-Holder* holder(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Value v = info[i];
-  if (!v.IsExternal()) throw std::invalid_argument(std::string("native: argument ") + name + " must be a device buffer");
-  return v.As<Napi::External<Holder>>().Data();
-}
-
-// The allocation behind argument i, which must hold `bytes` bytes on `device` (-1: any device).
-Alloc buffer(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t bytes, int device = -1) {
-  Alloc a = holder(info, i, name)->alloc;
-  if (!a) throw std::runtime_error(std::string("native: ") + name + " is not allocated or was disposed");
-  require(bytes < 0 || static_cast<int64_t>(a->bytes()) == bytes, std::string(name) + " has the wrong size");
-  require(device < 0 || a->device() == device, std::string(name) + " is on another device");
-  return a;
-}
-
-int64_t mul(int64_t a, int64_t b) {
-  int64_t r;
-  require(a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &r), "tensor size overflows");
-  return r;
-}
+using qarvd::napi::device::Alloc;
+using qarvd::napi::device::buffer;
+using qarvd::napi::device::Holder;
+using qarvd::napi::device::holder;
+using qarvd::napi::device::mul;
+using qarvd::napi::device::require;
 
 FloatType float_type(const Napi::CallbackInfo& info, size_t i) {
   int64_t code = nb::integer(info, i, "xType");
@@ -251,17 +228,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) { return info.Env().Undefined()
 
 #endif
 
-// Standard exceptions thrown before dispatch (argument checks) become JavaScript errors here.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw nb::to_js_error(info.Env(), std::current_exception());
-  }
-}
+using qarvd::napi::device::guarded;
 
 void Export(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaHandle", Napi::Function::New(env, guarded<Handle>, "cudaHandle"));

@@ -1,6 +1,5 @@
 // Shared by the CUDA bindings (device.cc, device_gemm.cc): device buffers as a JS External holding a
-// shared reference to an Allocation (an operation in flight keeps its memory alive after dispose()),
-// and the exception guard of their entry points.
+// shared reference to an Allocation (an operation in flight keeps its memory alive after dispose()).
 #pragma once
 #include <exception>
 #include <memory>
@@ -14,17 +13,7 @@
 
 namespace qarvd::napi::device {
 
-// Standard exceptions thrown before dispatch (argument checks) become JavaScript errors.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw to_js_error(info.Env(), std::current_exception());
-  }
-}
+using qarvd::napi::guarded;
 
 #ifdef QARVD_WITH_CUDA
 

@@ -140,25 +140,12 @@ Napi::Value QuantizePerToken(const Napi::CallbackInfo& info) {
   });
 }
 
-// node-addon-api only turns Napi::Error into a JavaScript exception; the argument checks above throw
-// standard exceptions, which must be converted here rather than reach std::terminate.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw nb::to_js_error(info.Env(), std::current_exception());
-  }
-}
-
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("quantize", Napi::Function::New(env, guarded<Quantize>, "quantize"));
-  exports.Set("dequantize", Napi::Function::New(env, guarded<Dequantize>, "dequantize"));
-  exports.Set("chooseQParams", Napi::Function::New(env, guarded<ChooseQParams>, "chooseQParams"));
-  exports.Set("blockRange", Napi::Function::New(env, guarded<BlockRange>, "blockRange"));
-  exports.Set("quantizePerToken", Napi::Function::New(env, guarded<QuantizePerToken>, "quantizePerToken"));
+  exports.Set("quantize", Napi::Function::New(env, nb::guarded<Quantize>, "quantize"));
+  exports.Set("dequantize", Napi::Function::New(env, nb::guarded<Dequantize>, "dequantize"));
+  exports.Set("chooseQParams", Napi::Function::New(env, nb::guarded<ChooseQParams>, "chooseQParams"));
+  exports.Set("blockRange", Napi::Function::New(env, nb::guarded<BlockRange>, "blockRange"));
+  exports.Set("quantizePerToken", Napi::Function::New(env, nb::guarded<QuantizePerToken>, "quantizePerToken"));
 }
 
 }  // namespace

@@ -68,6 +68,19 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<v
 // std::range_error -> RangeError, others -> Error) into a JavaScript error object.
 Napi::Error to_js_error(Napi::Env env, std::exception_ptr error);
 
+// Wraps a binding so that standard exceptions thrown by its argument checks become JavaScript
+// errors instead of reaching std::terminate (node-addon-api only converts Napi::Error).
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw to_js_error(info.Env(), std::current_exception());
+  }
+}
+
 // Registration of binding files: each file calls QARVD_EXPORTS(fn) with a function that adds its
 // exports; addon.cc calls every registered function once when the module loads.
 using ExportFn = void (*)(Napi::Env env, Napi::Object exports);

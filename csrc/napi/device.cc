@@ -10,6 +10,7 @@
 #include <string>
 
 #include "device_buffers.h"
+#include "quantize_args.h"
 #include "util.h"
 #ifdef QARVD_WITH_CUDA
 #include "../../cuda/context.cuh"
@@ -34,31 +35,9 @@ using qarvd::napi::device::holder;
 using qarvd::napi::device::mul;
 using qarvd::napi::device::require;
 
-FloatType float_type(const Napi::CallbackInfo& info, size_t i) {
-  int64_t code = nb::integer(info, i, "xType");
-  require(code >= 0 && code <= 2, "xType must be a float dtype code");
-  return static_cast<FloatType>(code);
-}
-
-QType quant_type(const Napi::CallbackInfo& info, size_t i) {
-  int64_t code = nb::integer(info, i, "qType");
-  require(code >= 4 && code <= 7, "qType must be a quantized dtype code");
-  return static_cast<QType>(code);
-}
-
-BlockLayout layout(const Napi::CallbackInfo& info, size_t i) {
-  BlockLayout l;
-  l.outer = nb::integer(info, i, "outer");
-  l.axis_len = nb::integer(info, i + 1, "axisLen");
-  l.inner = nb::integer(info, i + 2, "inner");
-  int64_t mode = nb::integer(info, i + 3, "mode");
-  require(mode >= 0 && mode <= 2, "unknown granularity mode");
-  l.mode = static_cast<qarvd::Granularity>(mode);
-  l.group = nb::integer(info, i + 4, "groupSize");
-  l.validate();
-  mul(mul(l.outer, l.axis_len), l.inner);
-  return l;
-}
+using qarvd::napi::quantize_args::float_type;
+using qarvd::napi::quantize_args::layout;
+using qarvd::napi::quantize_args::quant_type;
 
 int64_t float_bytes(FloatType t, int64_t n) { return mul(n, qarvd::float_type_size(t)); }
 

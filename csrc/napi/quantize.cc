@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../kernels/quantize.h"
+#include "quantize_args.h"
 #include "util.h"
 
 namespace {
@@ -15,42 +16,11 @@ using qarvd::FloatType;
 using qarvd::QType;
 namespace nb = qarvd::napi;
 
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::out_of_range("native: " + what);
-}
-
-FloatType float_type(const Napi::CallbackInfo& info, size_t i) {
-  int64_t code = nb::integer(info, i, "xType");
-  require(code >= 0 && code <= 2, "xType must be a float dtype code");
-  return static_cast<FloatType>(code);
-}
-
-QType quant_type(const Napi::CallbackInfo& info, size_t i) {
-  int64_t code = nb::integer(info, i, "qType");
-  require(code >= 4 && code <= 7, "qType must be a quantized dtype code");
-  return static_cast<QType>(code);
-}
-
-int64_t mul(int64_t a, int64_t b) {
-  int64_t r;
-  require(!__builtin_mul_overflow(a, b, &r), "tensor size overflows");
-  return r;
-}
-
-// Five arguments from index i: outer, axisLen, inner, mode, groupSize.
-BlockLayout layout(const Napi::CallbackInfo& info, size_t i) {
-  BlockLayout l;
-  l.outer = nb::integer(info, i, "outer");
-  l.axis_len = nb::integer(info, i + 1, "axisLen");
-  l.inner = nb::integer(info, i + 2, "inner");
-  int64_t mode = nb::integer(info, i + 3, "mode");
-  require(mode >= 0 && mode <= 2, "unknown granularity mode");
-  l.mode = static_cast<qarvd::Granularity>(mode);
-  l.group = nb::integer(info, i + 4, "groupSize");
-  l.validate();
-  mul(mul(l.outer, l.axis_len), l.inner);
-  return l;
-}
+using qarvd::napi::quantize_args::float_type;
+using qarvd::napi::quantize_args::layout;
+using qarvd::napi::quantize_args::mul;
+using qarvd::napi::quantize_args::quant_type;
+using qarvd::napi::quantize_args::require;
 
 // The float input as raw bytes, checked to hold exactly `count` elements of type xt.
 const void* float_input(const Napi::CallbackInfo& info, size_t i, FloatType xt, int64_t count) {

@@ -10,10 +10,8 @@ import { writeReport } from '../report/html.js';
 import type { ReportData } from '../report/data.js';
 import { chunkWeightsFromSensitivity } from '../calibration/chunk_weights.js';
 import { detectOutliersSync } from '../calibration/outliers.js';
-import { QuantizedLinear } from '../gemm/quantized.js';
-import type { Linear } from '../gemm/linear.js';
 import { calibrate } from '../method/calibrate.js';
-import { detectModelOutliers, quantizeModel } from '../method/quantize.js';
+import { detectModelOutliers, quantizeModel, roundToNearest } from '../method/quantize.js';
 import { ablationRows, evaluateLayerSets, SETTINGS, type VideoRequest } from '../method/ablation.js';
 import { buildLayerSets, fullPrecisionTensors, storedBytes, type LayerSpec } from '../method/spec.js';
 import type { CausalDit } from '../model/dit.js';
@@ -69,13 +67,8 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
   await mkdir(o.out, { recursive: true });
 
   // 1. Chunk-wise sensitivity, with round-to-nearest W8A8 in one chunk at a time.
-  const rtn: Record<string, Linear> = {};
-  for (const name of model.blockLinearNames) {
-    const { weight, bias } = model.floatWeights(name);
-    rtn[name] = QuantizedLinear.fromFloat(weight, { bias, weight: { dtype: 'int8' }, activation: { type: 'dynamic' } });
-  }
   let bar = progress('sensitivity', { quiet: o.quiet });
-  const sens = await measureSensitivity(model, { quantized: rtn, prompts: sensitivityPrompts, seed: 0, onProgress: (d, t) => bar.update(d, t, 'videos') });
+  const sens = await measureSensitivity(model, { quantized: roundToNearest(model, { dtype: 'int8' }), prompts: sensitivityPrompts, seed: 0, onProgress: (d, t) => bar.update(d, t, 'videos') });
   bar.stop();
   const chunkWeights = Array.from(chunkWeightsFromSensitivity(sens.sensitivity));
   step('sensitivity');

@@ -1,7 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { writeFileAtomic } from '../io/safetensors.js';
-import { QuantizedLinear } from '../gemm/quantized.js';
-import type { Linear } from '../gemm/linear.js';
+import { roundToNearest } from '../method/quantize.js';
 import { measureSensitivity } from '../schedule/sensitivity.js';
 import { chunkWeightsFromSensitivity } from '../calibration/chunk_weights.js';
 import { intOption, modelFromOptions, promptsFromOptions } from './generate.js';
@@ -49,11 +48,7 @@ export function registerSensitivity(program: Command): void {
       const all = await promptsFromOptions(o);
       const { start, end } = shardRange(all.length, o.shard);
       const prompts = all.slice(start, end);
-      const quantized: Record<string, Linear> = {};
-      for (const name of model.blockLinearNames) {
-        const { weight, bias } = model.floatWeights(name);
-        quantized[name] = QuantizedLinear.fromFloat(weight, { bias, weight: { dtype: o.bits === 4 ? 'int4' : 'int8' }, activation: { type: 'dynamic' } });
-      }
+      const quantized = roundToNearest(model, { dtype: o.bits === 4 ? 'int4' : 'int8' });
       const bar = progress('sensitivity', { quiet: o.quiet });
       const r = await measureSensitivity(model, { quantized, prompts, seed: o.seed + start, chunks: o.chunks, onProgress: (d, t) => bar.update(d, t, 'videos') });
       bar.stop();

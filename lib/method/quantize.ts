@@ -6,6 +6,7 @@
 import { allocate, type AllocationPlan } from '../allocation/knapsack.js';
 import { detectOutliersSync, type OutlierMethod } from '../calibration/outliers.js';
 import { mseChannelClipSearchSync } from '../calibration/clip_search.js';
+import { minMaxSync } from '../calibration/reduce.js';
 import type { Histogram } from '../calibration/histogram.js';
 import { gptq, type GptqResult } from '../calibration/gptq.js';
 import type { MseObserver } from '../calibration/mse_observer.js';
@@ -14,10 +15,12 @@ import { DualScaleLinear } from '../gemm/dual.js';
 import { QuantizedLinear } from '../gemm/quantized.js';
 import type { ActivationQuantOptions, WeightDType } from '../gemm/options.js';
 import type { CausalDit } from '../model/dit.js';
+import type { Linear } from '../gemm/linear.js';
+import type { LayerSet } from '../schedule/scheduler.js';
 import { dequantizeValue, qparamsFromRange, quantizeValue } from '../primitives/qparams.js';
 import { Tensor } from '../tensor/tensor.js';
 import { describe, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
-import { complement, type CalibrationStats } from './calibrate.js';
+import { complement, gatherColumns, type CalibrationStats } from './calibrate.js';
 import type { LayerSpec, SegmentSpec } from './spec.js';
 
 /** How a model is quantized. Omitted switches are off. */
@@ -66,6 +69,23 @@ export interface QuantizedModel {
   report: LayerReport[];
   /** The bit allocation plans, when the recipe asks for them. */
   plans: { weights?: AllocationPlan; chunks?: AllocationPlan };
+}
+
+/**
+ * Round-to-nearest replacements of every block linear (per output channel, symmetric, dynamic
+ * per-token int8 activations): the quantized layers chunk-wise sensitivity is measured with.
+ *
+ * @example
+ * const { sensitivity } = await measureSensitivity(model, { quantized: roundToNearest(model, { dtype: 'int8' }), prompts });
+ */
+export function roundToNearest(model: CausalDit, options: { dtype?: WeightDType } = {}): LayerSet {
+  const dtype = options.dtype === undefined ? 'int8' : expectOneOf(options.dtype, 'options.dtype', ['int8', 'int4'] as const);
+  const layers: Record<string, Linear> = {};
+  for (const name of model.blockLinearNames) {
+    const { weight, bias } = model.floatWeights(name);
+    layers[name] = QuantizedLinear.fromFloat(weight, { bias, weight: { dtype }, activation: { type: 'dynamic' } });
+  }
+  return layers;
 }
 
 /** Outlier columns of every block linear from its weight's column norms (MAD or IQR, SPEC section 1); layers with none are left out. */
@@ -175,22 +195,20 @@ async function quantizeLayer(model: CausalDit, stats: CalibrationStats, name: st
   const hessian = (r.reconstruction && !weighted ? uniformGram(stats, name) : s.gram).mean();
   // Weight qparams of some columns: one range for all (per tensor), each row's min/max, or each row's MSE clip.
   const params = (cols: Tensor<'float32'>, d: WeightDType) => {
-    const [rows, kk] = cols.shape;
+    const rows = cols.shape[0];
     if (r.weightGranularity === 'perChannel' && r.weightRange === 'mse') {
       const c = mseChannelClipSearchSync(cols, { dtype: d, scheme: 'asymmetric' });
       return { scale: c.scale, zeroPoint: c.zeroPoint };
     }
     const scale = new Float32Array(rows), zeroPoint = new Int32Array(rows);
-    const rangeOf = (from: number, to: number) => {
-      let lo = Infinity, hi = -Infinity;
-      for (let j = from; j < to; j++) {
-        lo = Math.min(lo, cols.data[j]);
-        hi = Math.max(hi, cols.data[j]);
-      }
-      return qparamsFromRange(lo, hi, d, 'asymmetric');
-    };
+    if (r.weightGranularity === 'perTensor') {
+      const { min, max } = minMaxSync(cols);
+      const q = qparamsFromRange(min, max, d, 'asymmetric');
+      return { scale: scale.fill(q.scale), zeroPoint: zeroPoint.fill(q.zeroPoint) };
+    }
+    const { min, max } = minMaxSync(cols, { axis: 0 });
     for (let i = 0; i < rows; i++) {
-      const q = r.weightGranularity === 'perTensor' ? (i === 0 ? rangeOf(0, rows * kk) : { scale: scale[0], zeroPoint: zeroPoint[0] }) : rangeOf(i * kk, (i + 1) * kk);
+      const q = qparamsFromRange(min[i], max[i], d, 'asymmetric');
       scale[i] = q.scale;
       zeroPoint[i] = q.zeroPoint;
     }
@@ -203,8 +221,8 @@ async function quantizeLayer(model: CausalDit, stats: CalibrationStats, name: st
   if (dual) {
     const seg = s.segments!;
     const normalIdx = complement(seg.outlierIdx, k);
-    const po = params(columns(w, seg.outlierIdx), outlierDtype);
-    const pn = params(columns(w, normalIdx), dtype);
+    const po = params(gatherColumns(w, seg.outlierIdx), outlierDtype);
+    const pn = params(gatherColumns(w, normalIdx), dtype);
     const d = await gptq(w, hessian, {
       outlierIdx: seg.outlierIdx,
       outlier: { dtype: outlierDtype, scheme: 'asymmetric', ...po },
@@ -258,14 +276,6 @@ function uniformGram(stats: CalibrationStats, name: string): Gram {
 
 function bitsOf(d: WeightDType): number {
   return d === 'int8' ? 8 : 4;
-}
-
-/** The columns `idx` of w [n, k] as [n, idx.length]. */
-function columns(w: Tensor<'float32'>, idx: Int32Array): Tensor<'float32'> {
-  const [n, k] = w.shape;
-  const out = new Float32Array(n * idx.length);
-  for (let i = 0; i < n; i++) for (let j = 0; j < idx.length; j++) out[i * idx.length + j] = w.data[i * k + idx[j]];
-  return new Tensor('float32', [n, idx.length], out);
 }
 
 /**

@@ -4,15 +4,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  CausalDit, DEFAULT_PROMPTS, QuantizedLinear, measureSensitivity, chunkWeightsFromSensitivity, detectModelOutliers, calibrate,
+  CausalDit, DEFAULT_PROMPTS, roundToNearest, measureSensitivity, chunkWeightsFromSensitivity, detectModelOutliers, calibrate,
   quantizeModel, fullRecipe, buildLayerSets, ChunkScheduler, saveQuantizedModel, loadQuantizedModel, fullPrecisionTensors,
 } from '../../lib/index.js';
 import { small } from './fixtures.js';
 
 t.test('README method tour', async (t) => {
   const model = CausalDit.synthetic(small);
-  const rtn = Object.fromEntries(model.blockLinearNames.map((n) => [n, QuantizedLinear.fromFloat(model.floatWeights(n).weight, { bias: model.floatWeights(n).bias })]));
-  const { sensitivity } = await measureSensitivity(model, { quantized: rtn, prompts: DEFAULT_PROMPTS.slice(0, 2) });
+  const { sensitivity } = await measureSensitivity(model, { quantized: roundToNearest(model, { dtype: 'int8' }), prompts: DEFAULT_PROMPTS.slice(0, 2) });
   const chunkWeights = chunkWeightsFromSensitivity(sensitivity);
   t.ok(Math.abs(chunkWeights.reduce((a, b) => a + b, 0) / chunkWeights.length - 1) < 1e-12, 'chunk weights have mean 1');
 

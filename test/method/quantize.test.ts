@@ -1,11 +1,12 @@
 import t from 'tap';
 import { CausalDit } from '../../lib/model/dit.js';
 import { calibrate } from '../../lib/method/calibrate.js';
-import { detectModelOutliers, quantizeModel, type QuantRecipe } from '../../lib/method/quantize.js';
+import { detectModelOutliers, quantizeModel, roundToNearest, type QuantRecipe } from '../../lib/method/quantize.js';
+import { QuantizedLinear, unpackQuantized } from '../../lib/gemm/quantized.js';
 import { ablationRows, evaluateLayerSets } from '../../lib/method/ablation.js';
 import { buildLayerSets, type LayerSpec } from '../../lib/method/spec.js';
 import { detectOutliersSync } from '../../lib/calibration/outliers.js';
-import { qparamsFromRange } from '../../lib/primitives/qparams.js';
+import { qparamsFromRange, quantizeValue } from '../../lib/primitives/qparams.js';
 import { generate } from '../../lib/model/sampling.js';
 import { small } from './fixtures.js';
 
@@ -146,4 +147,27 @@ t.test('calibration and quantization leave the event loop free', async (t) => {
   }
   t.ok(ticks >= 10, `timers fired ${ticks} times`);
   t.ok(longest < 250, `the longest gap between timer callbacks was ${longest.toFixed(0)} ms`);
+});
+
+t.test('roundToNearest: symmetric per-channel weights from each row\'s largest magnitude', async (t) => {
+  for (const dtype of ['int8', 'int4'] as const) {
+    const layers = roundToNearest(model, { dtype });
+    t.same(Object.keys(layers), model.blockLinearNames);
+    const name = model.blockLinearNames[1];
+    const w = model.floatWeights(name).weight;
+    const [n, k] = w.shape;
+    const qw = (layers[name] as QuantizedLinear).quantizedWeight();
+    const q = unpackQuantized(qw.q, 'q', n, k);
+    const qmax = dtype === 'int8' ? 127 : 7;
+    for (let i = 0; i < n; i++) {
+      let amax = 0;
+      for (let j = 0; j < k; j++) amax = Math.max(amax, Math.abs(w.data[i * k + j]));
+      const scale = Math.fround(Math.fround(amax) / qmax);
+      t.equal(qw.scale.data[i], scale, `${dtype} row ${i} scale`);
+      for (let j = 0; j < k; j++) {
+        if (q[i * k + j] !== quantizeValue(w.data[i * k + j], scale, 0, dtype)) t.fail(`${dtype} ${name}[${i}, ${j}]`);
+      }
+    }
+  }
+  t.throws(() => roundToNearest(model, { dtype: 'int2' as 'int4' }), { name: 'RangeError', message: /options.dtype/ });
 });

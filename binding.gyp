@@ -3,7 +3,7 @@
     {
       "target_name": "qarvd",
       "sources": [
-        "<!@(node -p \"require('fs').readdirSync('csrc',{recursive:true}).filter(f=>f.endsWith('.cc')).map(f=>'csrc/'+f).join(' ')\")"
+        "<!@(node -p \"require('fs').readdirSync('csrc',{recursive:true}).filter(f=>f.endsWith('.cc')&&!f.startsWith('kernels/emulated/')).map(f=>'csrc/'+f).join(' ')\")"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -6,7 +6,7 @@
 //   npm run build && node bench/gemm.mjs            all shapes
 //   node bench/gemm.mjs 768                          only M = 768
 //   node bench/gemm.mjs 768 1536x8960                one shape (K x N)
-import { DualScaleLinear, LinearF32, QuantizedLinear, Tensor, setThreads } from '../dist/index.js';
+import { DualScaleLinear, LinearF32, QuantizedLinear, Tensor, backends, measureInt8Peak, setIsa, setThreads } from '../dist/index.js';
 import { oneNodeModel, ort, session } from './lib/ort.mjs';
 
 const THREADS = 2;
@@ -79,7 +79,16 @@ function report(shape, name, seconds, ops, note = '') {
 }
 const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
 
+const cpu = backends().cpu;
 console.log(`qarvd GEMM benchmark: ${THREADS} threads, best of several runs; ORT = onnxruntime-node ${ort.env.versions?.common ?? ''}`);
+console.log(`paths: ${JSON.stringify(cpu.paths)} (best native: ${cpu.detectedIsa})`);
+// The int8 peak of this CPU's best multiply instruction (AMX tdpbssd or AVX-512 vpdpbusd) on the
+// same threads, so that each W8A8 rate reads as a fraction of what the hardware can do.
+const peak = await measureInt8Peak({ seconds: 0.5 });
+console.log(peak.isa === 'none' ? 'int8 peak: no AVX-512 VNNI or AMX on this CPU' : `int8 peak (${peak.isa}, ${THREADS} threads): ${(peak.opsPerSecond / 1e12).toFixed(2)} TOPS`);
+// The W8A8 path below the best one, to show what the best one gains: AVX2 under VNNI, VNNI under AMX.
+const vnniOrAmx = cpu.paths.gemmInt.startsWith('avx512vnni') || cpu.paths.gemmInt.startsWith('amx') || cpu.paths.gemmInt.startsWith('avxvnni');
+const LOWER = cpu.paths.gemmInt.startsWith('amx') ? 'avx512vnni' : vnniOrAmx ? 'avx2' : null;
 // Exactness: int8 weights of 127 and activations quantized to 255 make every vpmaddubsw pair sum
 // 2 * 255 * 127 = 64770, beyond int16. A kernel built on u8 x s8 vpmaddubsw without a guard (ORT's
 // AVX2 path) saturates there; ours must give the exact sum.
@@ -163,6 +172,16 @@ for (const M of M_LIST) {
       THREADS,
     );
     add('W8A8 ORT DynamicQuantizeMatMul', () => sDq.run({ x: xOrt }));
+    if (LOWER) {
+      add(`W8A8 qarvd, ${LOWER} path`, async () => {
+        setIsa(LOWER);
+        try {
+          return await w8.forward(x);
+        } finally {
+          setIsa('amx');
+        }
+      });
+    }
 
     // W4A8 (int4 per group of 128) against ours W8A8 and ORT MatMulNBits (4 bits, block 128, accuracy level 4).
     const w4 = QuantizedLinear.fromFloat(weight, { weight: { dtype: 'int4', groupSize: 128 }, activation: { type: 'dynamic' } });
@@ -235,13 +254,15 @@ for (const M of M_LIST) {
 
     const line = {
       shape,
-      'fp32 ours/ORT MatMul (>= 0.8)': ratio(tOrtF32, tF32),
-      'W8A8 ours/ORT DQMatMul (>= 1.0)': ratio(tOrtDq, tW8),
-      'W8A8 vs our fp32 (>= 3)': ratio(tF32, tW8),
+      'fp32 ours/ORT MatMul (>= 0.9)': ratio(tOrtF32, tF32),
+      'W8A8 ours/ORT DQMatMul (>= 3)': ratio(tOrtDq, tW8),
+      'W8A8 vs our fp32 (>= 6)': ratio(tF32, tW8),
+      ...(LOWER ? { [`W8A8 vs our ${LOWER} (>= 2)`]: ratio(t[`W8A8 qarvd, ${LOWER} path`], tW8) } : {}),
+      ...(peak.opsPerSecond > 0 ? { [`W8A8 of ${peak.isa} peak`]: `${((100 * ops) / tW8 / peak.opsPerSecond).toFixed(0)}%` } : {}),
       'W4A8/W8A8 speed (>= 0.9)': ratio(tW8, tW4),
       'W4A8 ours/ORT MatMulNBits': ratio(tOrtNb, tW4),
-      'dual32 time / W8A8 (<= 1.15)': ratio(dual[32].tDual, tW8),
-      'dual128 time / W8A8 (<= 1.15)': ratio(dual[128].tDual, tW8),
+      'dual32 time / W8A8 (<= 1.1)': ratio(dual[32].tDual, tW8),
+      'dual128 time / W8A8 (<= 1.1)': ratio(dual[128].tDual, tW8),
       'dual32 / two GEMMs+add': ratio(dual[32].tDual, dual[32].tTwo),
       'dual128 / two GEMMs+add': ratio(dual[128].tDual, dual[128].tTwo),
     };
@@ -249,6 +270,39 @@ for (const M of M_LIST) {
     for (const [k, v] of Object.entries(line)) if (k !== 'shape') console.log(`  ${k.padEnd(34)} ${v}`);
     summary.push(line);
   }
+}
+
+// A few rows (decode-like calls, the last tokens of a chunk): W8A8 against ORT at M = 1 to 16.
+if (!Ms.length || Ms.some((m) => m <= 16)) {
+  console.log('\nA few rows, K=1536 N=1536: W8A8 dynamic per token');
+  const K = 1536;
+  const N = 1536;
+  const w = randomFloats(N * K, 0.05);
+  const w8 = QuantizedLinear.fromFloat(new Tensor('float32', [N, K], w), { weight: { dtype: 'int8' }, activation: { type: 'dynamic' } });
+  const q8 = w8.quantizedWeight();
+  const bT = new Int8Array(K * N);
+  for (let i = 0; i < N; i++) for (let j = 0; j < K; j++) bT[j * N + i] = q8.q.data[i * K + j];
+  const sDq = await session(
+    oneNodeModel({
+      op: 'DynamicQuantizeMatMul',
+      domain: 'com.microsoft',
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['M', K] }],
+      initializers: [
+        { name: 'b', dtype: 'int8', shape: [K, N], data: bT },
+        { name: 's', dtype: 'float32', shape: [N], data: q8.scale.data },
+      ],
+      nodeInputs: ['x', 'b', 's'],
+      outputs: [{ name: 'y', dtype: 'float32', shape: ['M', N] }],
+    }),
+    THREADS,
+  );
+  for (const M of [1, 2, 4, 8, 16]) {
+    const x = new Tensor('float32', [M, K], randomFloats(M * K));
+    const xOrt = new ort.Tensor('float32', x.data, [M, K]);
+    const [ours, theirs] = await bestOf([{ run: () => w8.forward(x) }, { run: () => sDq.run({ x: xOrt }) }], 200, 1);
+    console.log(`  M=${String(M).padEnd(3)} qarvd ${(ours * 1e6).toFixed(0).padStart(6)} us   ORT ${(theirs * 1e6).toFixed(0).padStart(6)} us   ours/ORT speed ${ratio(theirs, ours)} (>= 1)`);
+  }
+  await sDq.release();
 }
 
 console.log('\nSummary (speed ratios, > 1: qarvd faster; "dual" rows are time ratios, < 1: dual faster)');

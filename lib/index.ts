@@ -1,5 +1,5 @@
 // Public API of qarvd. Each concern lives in its own folder; this file only re-exports.
-export { backends, setThreads, setIsa, ISAS, type Backends, type CudaDevice, type Isa } from './backends.js';
+export { backends, setThreads, setIsa, measureInt8Peak, ISAS, type Backends, type CudaDevice, type Isa, type SetIsaOptions, type Int8Peak } from './backends.js';
 export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
 export { toFloat32, halfToFloat } from './tensor/convert.js';

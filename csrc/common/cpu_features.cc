@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
+#include <utility>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
@@ -58,21 +60,47 @@ CpuFeatures detect() {
   return f;
 }
 
-Isa best_isa(const CpuFeatures& f) {
-  if (f.amx_usable && f.avx512_vnni) return Isa::kAmx;
-  if (f.avx512_vnni) return Isa::kAvx512Vnni;
-  if (f.avx512) return Isa::kAvx512;
-  if (f.avx2) return Isa::kAvx2;
-  return Isa::kScalar;
+bool native(const CpuFeatures& f, Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return f.avx2;
+    case Isa::kAvxVnni: return f.avx_vnni;
+    case Isa::kAvx512: return f.avx512;
+    case Isa::kAvx512Vnni: return f.avx512_vnni;
+    case Isa::kAmx: return f.amx_usable && f.avx512_vnni;
+  }
+  return false;
 }
 
-Isa initial_limit() {
+constexpr Isa kAll[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAmx};
+
+// The cap and the emulation switches in one word, so that readers see a consistent setting.
+constexpr int kEmulateBit = 16;  // emulate the paths the CPU lacks
+constexpr int kForceBit = 32;    // emulate even the paths the CPU has (to test the emulated builds)
+constexpr int kIsaMask = kEmulateBit - 1;
+
+int initial_setting() {
   Isa limit = Isa::kAmx;
-  if (const char* env = std::getenv("QARVD_ISA")) parse_isa(env, &limit);
-  return limit;
+  int bits = 0;
+  if (const char* env = std::getenv("QARVD_ISA")) {
+    std::string v = env;
+    for (const auto& [suffix, b] : {std::pair<std::string, int>{"+emulated", kEmulateBit},
+                                    std::pair<std::string, int>{"+emulated-always", kEmulateBit | kForceBit}}) {
+      if (v.size() > suffix.size() && v.compare(v.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        v.resize(v.size() - suffix.size());
+        bits = b;
+      }
+    }
+    // An unknown value leaves the default (the TypeScript loader warns about it).
+    if (!parse_isa(v, &limit)) {
+      limit = Isa::kAmx;
+      bits = 0;
+    }
+  }
+  return static_cast<int>(limit) | bits;
 }
 
-std::atomic<int> isa_limit{static_cast<int>(initial_limit())};
+std::atomic<int> isa_setting{initial_setting()};
 
 }  // namespace
 
@@ -81,20 +109,68 @@ const CpuFeatures& cpu_features() {
   return features;
 }
 
-Isa detected_isa() { return best_isa(cpu_features()); }
+bool isa_native(Isa isa) { return native(cpu_features(), isa); }
 
-Isa active_isa() {
-  int best = static_cast<int>(detected_isa());
-  int limit = isa_limit.load();
-  return static_cast<Isa>(best < limit ? best : limit);
+Isa detected_isa() {
+  Isa best = Isa::kScalar;
+  for (Isa isa : kAll)
+    if (isa_native(isa)) best = isa;
+  return best;
 }
 
-void set_isa_limit(Isa limit) { isa_limit.store(static_cast<int>(limit)); }
+void set_isa_limit(Isa limit, Emulation emulation) {
+  const int bits = emulation == Emulation::kOff ? 0 : emulation == Emulation::kMissing ? kEmulateBit : kEmulateBit | kForceBit;
+  isa_setting.store(static_cast<int>(limit) | bits);
+}
+Isa isa_limit() { return static_cast<Isa>(isa_setting.load() & kIsaMask); }
+Emulation isa_emulation() {
+  const int s = isa_setting.load();
+  return (s & kForceBit) ? Emulation::kAlways : (s & kEmulateBit) ? Emulation::kMissing : Emulation::kOff;
+}
+
+bool emulation_compiled() {
+#ifdef QARVD_WITH_SIMDE
+  return true;
+#else
+  return false;
+#endif
+}
+
+Isa active_isa() {
+  const Isa limit = isa_limit();
+  Isa best = Isa::kScalar;
+  for (Isa isa : kAll)
+    if (isa <= limit && isa_native(isa)) best = isa;
+  return best;
+}
+
+Isa selected_isa() { return isa_emulation() != Emulation::kOff ? isa_limit() : active_isa(); }
+
+KernelPath pick_path(std::initializer_list<Isa> paths, std::initializer_list<Isa> emulated) {
+  const int setting = isa_setting.load();
+  const Isa limit = static_cast<Isa>(setting & kIsaMask);
+  // The emulated builds lean on the native AVX2 helpers (activation packing, stores).
+  const bool emulate = (setting & kEmulateBit) != 0 && emulation_compiled() && isa_native(Isa::kAvx2);
+  const bool force = (setting & kForceBit) != 0;
+  KernelPath best;
+  for (Isa isa : paths) {
+    if (isa > limit || isa < best.isa) continue;
+    bool has_emulated = false;
+    for (Isa e : emulated) has_emulated = has_emulated || e == isa;
+    if (emulate && has_emulated && (force || !isa_native(isa))) {
+      best = {isa, true};
+    } else if (isa_native(isa)) {
+      best = {isa, false};
+    }
+  }
+  return best;
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2: return "avx2";
+    case Isa::kAvxVnni: return "avxvnni";
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx512Vnni: return "avx512vnni";
     case Isa::kAmx: return "amx";
@@ -103,7 +179,7 @@ const char* isa_name(Isa isa) {
 }
 
 bool parse_isa(const std::string& name, Isa* out) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAmx}) {
+  for (Isa isa : kAll) {
     if (name == isa_name(isa)) {
       *out = isa;
       return true;

@@ -1,15 +1,15 @@
 // FP32 linear layer Y[M,N] = X[M,K] W[N,K]^T + b: the baseline every quantized speed-up is measured
 // against. W is packed once into column panels; each call packs blocks of X, runs a register-tiled
-// micro-kernel (AVX2+FMA 6x16, or portable C++) over cache blocks, on all cores.
+// micro-kernel (AVX-512 12x32, AVX2+FMA 6x16, or portable C++) over cache blocks, on all cores.
 #pragma once
 #include <cstdint>
 
+#include "../common/cpu_features.h"
 #include "gemm_common.h"
 
 namespace qarvd::gemm {
 
-constexpr int kF32Mr = 6;   // rows of the register tile
-constexpr int kF32Nr = 16;  // columns of the register tile (two AVX2 vectors)
+constexpr int kF32Nr = 16;  // output channels of a packed weight panel
 
 // W[N,K] (row-major, as torch.nn.Linear stores it) cut into K blocks of kc rows and, within a block,
 // panels of kF32Nr output channels: block b, panel p is [kc_b][kF32Nr] floats (channels past N are
@@ -32,13 +32,25 @@ PackedF32 pack_f32(const float* w, int64_t n, int64_t k);
 void linear_f32(const float* x, int64_t m, const PackedF32& w, const float* bias, float* y);
 
 // The micro-kernel contract, shared by the scalar and SIMD versions: multiplies a packed A panel
-// ([kc][kF32Mr]) by a packed B panel ([kc][kF32Nr]) and writes the rows x cols corner of the tile to
-// c (row stride ldc): c = acc (+ bias) when accumulate is false, c += acc otherwise.
-using F32Kernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows,
+// ([kc][mr]) by `panels` consecutive packed B panels (each [kc][kF32Nr], the next one kc * kF32Nr
+// floats further) and writes the rows x cols corner of the tile to c (row stride ldc): c = acc
+// (+ bias) when accumulate is false, c += acc otherwise.
+using F32Kernel = void (*)(int64_t kc, const float* a, const float* b, int panels, float* c, int64_t ldc, int rows,
                            int cols, bool accumulate, const float* bias);
-void f32_kernel_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols,
-                       bool accumulate, const float* bias);
-void f32_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols,
-                     bool accumulate, const float* bias);
+
+// A code path of the FP32 GEMM: its register tile (mr rows, up to max_panels weight panels) and
+// micro-kernel.
+struct F32Path {
+  int mr;
+  int max_panels;
+  F32Kernel kernel;
+};
+extern const F32Path kF32Scalar;  // 6 x 16
+extern const F32Path kF32Avx2;    // 6 x 16
+namespace native { extern const F32Path kF32Avx512; }    // 12 x 32
+namespace emulated { extern const F32Path kF32Avx512; }
+
+// The path linear_f32 takes now (for backends()).
+KernelPath f32_path();
 
 }  // namespace qarvd::gemm

@@ -32,7 +32,9 @@ namespace qarvd::gemm {
   "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"              \
   "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
 
-QARVD_AVX2 void f32_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows,
+namespace {
+
+QARVD_AVX2 void f32_kernel_avx2(int64_t kc, const float* a, const float* b, int, float* c, int64_t ldc, int rows,
                                 int cols, bool accumulate, const float* bias) {
   alignas(32) float tile[6][16];
   int64_t quads = kc / 4, rest = kc % 4;
@@ -115,5 +117,9 @@ QARVD_AVX2 void f32_kernel_avx2(int64_t kc, const float* a, const float* b, floa
 }
 
 #undef F32_STEP
+
+}  // namespace
+
+const F32Path kF32Avx2 = {6, 1, f32_kernel_avx2};
 
 }  // namespace qarvd::gemm

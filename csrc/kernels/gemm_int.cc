@@ -1,8 +1,10 @@
 // The driver of the integer GEMM: per block of rows, one pass permutes, quantizes and packs the
-// activations of every segment (with their per-group row sums); then each 4x16 output tile runs the
-// segment kernels group by group and combines them in one fp32 epilogue.
+// activations of every segment (with their per-group row sums) in the format of the path in use;
+// then each register tile of the output runs the path's segment routine, group by group, and
+// combines the segments in one fp32 epilogue.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -12,41 +14,74 @@
 #include "gemm_int_kernels.h"
 
 namespace qarvd::gemm {
+
+KernelPath int_path() {
+#ifdef QARVD_WITH_SIMDE
+  return pick_path({Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kAmx},
+                   {Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kAmx});
+#else
+  return pick_path({Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kAmx}, {});
+#endif
+}
+
 namespace {
 
-// Rows per block: the block's packed activations (64 x K int16, 1.1 MB at K = 8960) are reused for
-// every weight panel while each panel (16 x K bytes) stays in L2.
-constexpr int64_t kIntMc = 64;
+// Below this many rows the AMX path hands the call to the AVX-512 VNNI path (same weight layout):
+// a 32-row tile would mostly multiply padding. At or below kFewRows, VNNI uses 4-row tiles.
+constexpr int64_t kAmxMinRows = 32;
+constexpr int64_t kFewRows = 16;
 
-// The kernel table for the active ISA. AVX-512 and AMX machines run the AVX2 table for now; a VNNI
-// (vpdpbusd) or AMX table plugs in here. One that wants another weight layout (AMX tiles) adds its
-// own packing to PackedInt, built on first use as the emulated weights are.
-const IntKernels& kernels() { return active_isa() >= Isa::kAvx2 ? kIntKernelsAvx2 : kIntKernelsScalar; }
+// The path's kernels for a call of m rows (m < 0: any, as for packing layouts).
+const IntPath& path_of(KernelPath p, int64_t m = -1) {
+  if (p.isa == Isa::kAmx && m >= 0 && m < kAmxMinRows) p.isa = Isa::kAvx512Vnni;
+  const bool few = m >= 0 && m <= kFewRows;
+  switch (p.isa) {
+#ifdef QARVD_WITH_SIMDE
+    case Isa::kAvxVnni: return p.emulated ? emulated::kIntAvxVnni : native::kIntAvxVnni;
+    case Isa::kAvx512Vnni:
+      if (p.emulated) return few ? emulated::kIntAvx512VnniFew : emulated::kIntAvx512Vnni;
+      return few ? native::kIntAvx512VnniFew : native::kIntAvx512Vnni;
+    case Isa::kAmx: return p.emulated ? emulated::kIntAmx : native::kIntAmx;
+#else
+    case Isa::kAvxVnni: return native::kIntAvxVnni;
+    case Isa::kAvx512Vnni: return few ? native::kIntAvx512VnniFew : native::kIntAvx512Vnni;
+    case Isa::kAmx: return native::kIntAmx;
+#endif
+    case Isa::kAvx2: return kIntAvx2;
+    default: return kIntScalar;
+  }
+}
 
-int64_t elem_bytes(const PackedSegment& s) { return s.spec.bits == 8 ? 2 : 1; }
+}  // namespace
+
+const IntPath& current_int_path() { return path_of(int_path()); }
+
+namespace {
 
 // Where each segment's data lives in a block of packed activations.
 struct Layout {
-  std::vector<int64_t> a_off, a_stride, sum_off;  // per segment (bytes; bytes per row panel; int32 index)
+  std::vector<int64_t> a_off, a_stride, a_ld, sum_off;  // per segment (bytes; bytes per row panel; bytes per row; int32 index)
   int64_t a_bytes = 0, sums = 0, panels = 0;
-  int64_t max_len_pad = 0, max_groups = 0;
+  int64_t max_row_bytes = 0, max_groups = 0;
 
-  Layout(const PackedInt& layer, int64_t rows) {
-    panels = ceil_div(rows, kIntMr);
+  Layout(const IntPath& path, const PackedInt& layer, int64_t rows) {
+    panels = ceil_div(rows, path.mr);
     for (const auto& s : layer.segs) {
+      const int64_t row_bytes = s.panels(path.layout).len_pad * (path.int16_pairs(s) ? 2 : 1);
       a_off.push_back(a_bytes);
-      a_stride.push_back(s.len_pad * kIntMr * elem_bytes(s));
+      a_ld.push_back(row_bytes);
+      a_stride.push_back(row_bytes * path.mr);
       a_bytes += panels * a_stride.back();
       sum_off.push_back(sums);
-      sums += panels * s.ngroups * kIntMr;
-      max_len_pad = std::max(max_len_pad, s.len_pad);
+      sums += panels * s.ngroups * path.mr;
+      max_row_bytes = std::max(max_row_bytes, row_bytes);
       max_groups = std::max(max_groups, s.ngroups);
     }
   }
 };
 
 // Packed activations of a block of rows: the data, per-group row sums, and per (segment, row) the
-// scale, zero point and the zero point of the packed bytes.
+// scale, zero point and the zero point of the packed values.
 struct ABlock {
   AlignedBuffer<uint8_t> data;
   AlignedBuffer<int32_t> sums;
@@ -65,14 +100,16 @@ struct ABlock {
 
 // Per-thread working space of the packing.
 struct Scratch {
-  AlignedBuffer<float> row;       // kIntMr permuted input rows
-  AlignedBuffer<uint8_t> tmp;     // kIntMr quantized rows before interleaving
+  AlignedBuffer<float> row;       // the permuted input rows of a panel
+  AlignedBuffer<uint8_t> tmp;     // a panel's quantized rows before interleaving
   AlignedBuffer<int32_t> rowsum;  // one row's group sums
+  AlignedBuffer<float> ftile;     // the fp32 register tile
 
-  void reserve(const PackedInt& layer, const Layout& lay) {
-    if (!layer.perm.empty()) row.reserve(static_cast<size_t>(kIntMr * layer.k));
-    tmp.reserve(static_cast<size_t>(kIntMr * lay.max_len_pad * 2));
+  void reserve(const IntPath& path, const PackedInt& layer, const Layout& lay) {
+    if (!layer.perm.empty()) row.reserve(static_cast<size_t>(path.mr * layer.k));
+    tmp.reserve(static_cast<size_t>(path.mr * lay.max_row_bytes));
     rowsum.reserve(static_cast<size_t>(lay.max_groups));
+    ftile.reserve(static_cast<size_t>(path.mr * path.np * kIntNr));
   }
 };
 
@@ -80,7 +117,7 @@ thread_local ABlock t_block;
 thread_local Scratch t_scratch;
 
 // The quantization parameters of one row segment (the same for the fast and the emulated path).
-QParams segment_params(const IntKernels& kern, const float* xs, int64_t len, const ActQuant& act) {
+QParams segment_params(const RowKernels& kern, const float* xs, int64_t len, const ActQuant& act) {
   if (!act.dynamic) return {act.scale, act.zero_point};
   float lo, hi;
   kern.minmax(xs, len, &lo, &hi);
@@ -96,30 +133,35 @@ const float* input_row(const PackedInt& layer, const float* x, int64_t r, float*
   return dst;
 }
 
-// Quantizes and packs rows [r0, r0 + rows) of x (block-local rows from `first`) into blk.
-void pack_rows(const PackedInt& layer, const IntKernels& kern, const Layout& lay, const float* x, int64_t m,
-               int64_t r0, int64_t first, int64_t rows, int64_t rows_pad, ABlock& blk, Scratch& sc) {
+// Quantizes and packs rows [r0, r0 + rows) of x (block-local rows from `first`, a multiple of mr)
+// into blk, in the path's activation format.
+void pack_rows(const IntPath& path, const PackedInt& layer, const Layout& lay, const float* x, int64_t m, int64_t r0,
+               int64_t first, int64_t rows, int64_t rows_pad, ABlock& blk, Scratch& sc) {
+  const RowKernels& kern = *path.rows_kernels;
   const int nseg = static_cast<int>(layer.segs.size());
-  for (int64_t pr = first; pr < first + rows; pr += kIntMr) {
-    const int64_t rp = pr / kIntMr;
+  const int mr = path.mr;
+  for (int64_t pr = first; pr < first + rows; pr += mr) {
+    const int64_t rp = pr / mr;
     // The panel's input rows, permuted once for all segments.
-    const float* xrows[kIntMr];
-    for (int i = 0; i < kIntMr; ++i) {
+    const float* xrows[64];
+    for (int i = 0; i < mr; ++i) {
       const int64_t r = r0 + pr + i;
       xrows[i] = r < m ? input_row(layer, x, r, sc.row.data() + i * layer.k) : nullptr;
     }
     for (int s = 0; s < nseg; ++s) {
       const PackedSegment& seg = layer.segs[s];
-      const int64_t eb = elem_bytes(seg), row_bytes = seg.len_pad * eb;
-      std::memset(sc.tmp.data(), 0, static_cast<size_t>(kIntMr * row_bytes));
-      int32_t* sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * kIntMr;
-      for (int i = 0; i < kIntMr; ++i) {
+      const bool pairs16 = path.int16_pairs(seg);
+      const bool flip = !pairs16 && path.unsigned_bytes;  // u = s + 128: the sign bit flipped
+      const int64_t row_bytes = lay.a_ld[s];
+      std::memset(sc.tmp.data(), 0, static_cast<size_t>(mr * row_bytes));
+      int32_t* sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * mr;
+      for (int i = 0; i < mr; ++i) {
         const int64_t lr = pr + i, r = r0 + lr;
         const size_t pi = static_cast<size_t>(s * rows_pad + lr);
         if (r >= m) {
           blk.scale[pi] = 0.0f;
           blk.zero[pi] = blk.zc[pi] = 0;
-          for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * kIntMr + i] = 0;
+          for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * mr + i] = 0;
           continue;
         }
         const float* xs = xrows[i] + seg.spec.k0;
@@ -128,50 +170,69 @@ void pack_rows(const PackedInt& layer, const IntKernels& kern, const Layout& lay
         const float lo = static_cast<float>(qr.qmin - qp.zero_point), hi = static_cast<float>(qr.qmax - qp.zero_point);
         uint8_t* dst = sc.tmp.data() + i * row_bytes;
         int32_t zc = 0;
-        if (seg.spec.bits == 8) {
+        if (pairs16) {
           kern.quant16(xs, seg.spec.len, qp.scale, lo, hi, reinterpret_cast<int16_t*>(dst), seg.group, sc.rowsum.data());
         } else {
+          // Signed bytes xq - 128 * (uint8 activations), whose zero point is zc.
           zc = qp.zero_point - (seg.spec.act.dtype == QType::kUint8 ? 128 : 0);
           kern.quant8(xs, seg.spec.len, qp.scale, lo, hi, zc, reinterpret_cast<int8_t*>(dst), seg.group,
                       sc.rowsum.data());
+          if (flip) {
+            zc += 128;
+            for (int64_t g = 0; g < seg.ngroups; ++g) sc.rowsum[g] += 128 * static_cast<int32_t>(seg.group_len(g));
+          }
         }
-        for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * kIntMr + i] = sc.rowsum[g];
+        for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * mr + i] = sc.rowsum[g];
         blk.scale[pi] = qp.scale;
         blk.zero[pi] = qp.zero_point;
         blk.zc[pi] = zc;
       }
-      // Interleave the kIntMr rows dword by dword: [k dword][row].
+      uint8_t* out = blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s];
+      const uint32_t mask = flip ? 0x80808080u : 0u;
+      if (path.row_major && !pairs16) {
+        const uint32_t* src = reinterpret_cast<const uint32_t*>(sc.tmp.data());
+        uint32_t* dst = reinterpret_cast<uint32_t*>(out);
+        for (int64_t t = 0; t < mr * row_bytes / 4; ++t) dst[t] = src[t] ^ mask;
+        continue;
+      }
+      // Interleave the rows dword by dword: [k dword][row].
       const int64_t dwords = row_bytes / 4;
       const uint32_t* src = reinterpret_cast<const uint32_t*>(sc.tmp.data());
-      uint32_t* out = reinterpret_cast<uint32_t*>(blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s]);
+      uint32_t* dst = reinterpret_cast<uint32_t*>(out);
       for (int64_t t = 0; t < dwords; ++t)
-        for (int i = 0; i < kIntMr; ++i) out[t * kIntMr + i] = src[i * dwords + t];
+        for (int i = 0; i < mr; ++i) dst[t * mr + i] = src[i * dwords + t] ^ mask;
     }
   }
 }
 
 // Output tiles of block rows [first, first + rows) (block-local) against weight panels [p0, p1).
-void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout& lay, const ABlock& blk, int64_t m,
+void compute_tiles(const IntPath& path, const PackedInt& layer, const Layout& lay, const ABlock& blk, int64_t m,
                    int64_t r0, int64_t first, int64_t rows, int64_t rows_pad, int64_t p0, int64_t p1, const float* bias,
-                   float* y, int32_t* dbg) {
+                   float* y, int32_t* dbg, Scratch& sc) {
   const int64_t n = layer.n, total_groups = layer.total_groups();
-  alignas(64) float ftile[kIntMr * kIntNr];
-  for (int64_t p = p0; p < p1; ++p) {
+  const int mr = path.mr;
+  const int64_t ldf = path.np * kIntNr;
+  float* ftile = sc.ftile.data();
+  for (int64_t p = p0; p < p1; p += path.np) {
+    const int panels = static_cast<int>(std::min<int64_t>(path.np, p1 - p));
     const int64_t j0 = p * kIntNr;
-    const int cols = static_cast<int>(std::min<int64_t>(kIntNr, n - j0));
-    for (int64_t pr = first; pr < first + rows; pr += kIntMr) {
-      const int64_t rp = pr / kIntMr, row0 = r0 + pr;
-      const int trows = static_cast<int>(std::min<int64_t>(kIntMr, m - row0));
+    const int cols = static_cast<int>(std::min<int64_t>(panels * kIntNr, n - j0));
+    for (int64_t pr = first; pr < first + rows; pr += mr) {
+      const int64_t rp = pr / mr, row0 = r0 + pr;
+      const int trows = static_cast<int>(std::min<int64_t>(mr, m - row0));
       int64_t gidx = 0;
       for (size_t s = 0; s < layer.segs.size(); ++s) {
         const PackedSegment& seg = layer.segs[s];
         const size_t pi = static_cast<size_t>(s * rows_pad + pr);
         SegmentArgs sa;
         sa.seg = &seg;
+        sa.w = &seg.panels(path.layout);
         sa.a = blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s];
+        sa.a_ld = lay.a_ld[s];
         sa.panel = p;
-        sa.row_sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * kIntMr;
-        sa.row_zc = seg.spec.bits == 4 ? blk.zc.data() + pi : nullptr;
+        sa.panels = panels;
+        sa.row_sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * mr;
+        sa.row_zc = path.int16_pairs(seg) ? nullptr : blk.zc.data() + pi;
         sa.row_scale = blk.scale.data() + pi;
         sa.ftile = ftile;
         sa.first = s == 0;
@@ -180,10 +241,10 @@ void compute_tiles(const PackedInt& layer, const IntKernels& kern, const Layout&
         sa.dbg_col = total_groups;
         sa.rows = trows;
         sa.cols = cols;
-        kern.segment(sa);
+        path.segment(sa);
         gidx += seg.ngroups;
       }
-      if (!dbg) kern.store(ftile, bias ? bias + j0 : nullptr, y + row0 * n + j0, n, trows, cols);
+      if (!dbg) path.rows_kernels->store(ftile, ldf, bias ? bias + j0 : nullptr, y + row0 * n + j0, n, trows, cols);
     }
   }
 }
@@ -207,55 +268,94 @@ void forward_int(const PackedInt& layer, const float* x, int64_t m, const float*
   if (layer.segs.empty() || layer.segs.back().spec.k0 + layer.segs.back().spec.len != layer.k) {
     throw std::logic_error("native: the quantized layer's segments do not cover its inputs");
   }
-  const IntKernels& kern = kernels();
+  const IntPath& path = path_of(int_path(), m);
+  layer.ensure_layout(path.layout);
   const int threads = num_threads();
   const int64_t npanels = ceil_div(layer.n, kIntNr);
-  const int64_t mblocks = ceil_div(m, kIntMc);
+  const int64_t block = path.block_rows;
+  const int64_t mblocks = ceil_div(m, block);
 
-  if (mblocks >= 2 * threads || npanels == 1) {
+  if (mblocks >= 2 * threads || npanels <= path.np) {
     // Fused: each block of rows is quantized and packed by the thread that multiplies it, so the
     // quantized activations never leave that core's caches.
-    const Layout lay(layer, kIntMc);
+    const Layout lay(path, layer, block);
     std::atomic<int64_t> next{0};
     parallel_for(std::min<int64_t>(threads, mblocks), 1, [&](int64_t, int64_t, int) {
       ABlock& blk = t_block;
       Scratch& sc = t_scratch;
-      blk.reserve(layer, lay, kIntMc);
-      sc.reserve(layer, lay);
+      blk.reserve(layer, lay, block);
+      sc.reserve(path, layer, lay);
       for (int64_t b = next.fetch_add(1); b < mblocks; b = next.fetch_add(1)) {
-        const int64_t r0 = b * kIntMc, rows = std::min(kIntMc, m - r0);
-        pack_rows(layer, kern, lay, x, m, r0, 0, rows, kIntMc, blk, sc);
-        export_params(layer, blk, r0, 0, rows, kIntMc, m, act_scale, act_zero);
-        compute_tiles(layer, kern, lay, blk, m, r0, 0, rows, kIntMc, 0, npanels, bias, y, acc);
+        const int64_t r0 = b * block, rows = std::min(block, m - r0);
+        pack_rows(path, layer, lay, x, m, r0, 0, rows, block, blk, sc);
+        export_params(layer, blk, r0, 0, rows, block, m, act_scale, act_zero);
+        compute_tiles(path, layer, lay, blk, m, r0, 0, rows, block, 0, npanels, bias, y, acc, sc);
       }
+      if (path.finish) path.finish();
     });
     return;
   }
 
   // Few rows: pack all of them first (in parallel over row panels), then share the output tiles,
   // split over the weight panels as well, among the threads.
-  const int64_t rows_pad = round_up(m, kIntMr);
-  const Layout lay(layer, rows_pad);
+  const int64_t rows_pad = round_up(m, path.mr);
+  const Layout lay(path, layer, rows_pad);
   ABlock blk;
   blk.reserve(layer, lay, rows_pad);
-  const int64_t rpanels = rows_pad / kIntMr;
+  const int64_t rpanels = rows_pad / path.mr;
   parallel_for(rpanels, 1, [&](int64_t begin, int64_t end, int) {
     Scratch& sc = t_scratch;
-    sc.reserve(layer, lay);
-    pack_rows(layer, kern, lay, x, m, 0, begin * kIntMr, (end - begin) * kIntMr, rows_pad, blk, sc);
+    sc.reserve(path, layer, lay);
+    pack_rows(path, layer, lay, x, m, 0, begin * path.mr, (end - begin) * path.mr, rows_pad, blk, sc);
   });
   export_params(layer, blk, 0, 0, m, rows_pad, m, act_scale, act_zero);
-  const int64_t pchunk = std::max<int64_t>(1, ceil_div(npanels, 4 * threads));
+  const int64_t pchunk = round_up(std::max<int64_t>(1, ceil_div(npanels, 4 * threads)), path.np);
   const int64_t pchunks = ceil_div(npanels, pchunk);
   const int64_t tiles = pchunks * mblocks;
   std::atomic<int64_t> next{0};
   parallel_for(std::min<int64_t>(threads, tiles), 1, [&](int64_t, int64_t, int) {
+    Scratch& sc = t_scratch;
+    sc.reserve(path, layer, lay);
     for (int64_t t = next.fetch_add(1); t < tiles; t = next.fetch_add(1)) {
-      const int64_t first = (t % mblocks) * kIntMc, rows = std::min(kIntMc, m - first);
+      const int64_t first = (t % mblocks) * block, rows = std::min(block, m - first);
       const int64_t p0 = (t / mblocks) * pchunk, p1 = std::min(npanels, p0 + pchunk);
-      compute_tiles(layer, kern, lay, blk, m, 0, first, rows, rows_pad, p0, p1, bias, y, acc);
+      compute_tiles(path, layer, lay, blk, m, 0, first, rows, rows_pad, p0, p1, bias, y, acc, sc);
     }
+    if (path.finish) path.finish();
   });
+}
+
+double int_peak_ops_per_second(double seconds, const char** isa) {
+  int64_t (*loop)(int64_t) = nullptr;
+  if (isa_native(Isa::kAmx)) {
+    loop = native::peak_ops_amx;
+    *isa = "amx";
+  } else if (isa_native(Isa::kAvx512Vnni)) {
+    loop = native::peak_ops_avx512vnni;
+    *isa = "avx512vnni";
+  } else {
+    *isa = "none";
+    return 0.0;
+  }
+  const int threads = num_threads();
+  // Calibrate the rounds on one thread, then run every thread for the time asked.
+  int64_t rounds = 1 << 12;
+  double elapsed = 0.0;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    loop(rounds);
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (elapsed > 0.02 || rounds > (int64_t(1) << 40)) break;
+    rounds *= 4;
+  }
+  rounds = std::max<int64_t>(1, static_cast<int64_t>(rounds * seconds / elapsed));
+  std::atomic<int64_t> ops{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  parallel_for(threads, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) ops += loop(rounds);
+  });
+  elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return static_cast<double>(ops.load()) / elapsed;
 }
 
 void forward_int_emulated(const PackedInt& layer, const float* x, int64_t m, const float* bias, float* y) {
@@ -279,7 +379,7 @@ void forward_int_emulated(const PackedInt& layer, const float* x, int64_t m, con
     }
     layer.emulated = std::make_unique<PackedF32>(pack_f32(w.data(), n, k));
   });
-  const IntKernels& kern = kernels();
+  const RowKernels& kern = *current_int_path().rows_kernels;
   AlignedBuffer<float> xq(static_cast<size_t>(m * k));
   parallel_for(m, 16, [&](int64_t begin, int64_t end, int) {
     Scratch& sc = t_scratch;

@@ -11,12 +11,19 @@
 // activation quantization (static, or dynamic per token and per segment) and the packing of X are one
 // pass over each row.
 //
-// Exactness on AVX2 (no VNNI): 8-bit weights use vpmaddwd on int16 operands (activations stored as
-// xq - za in [-255, 255], weights sign-extended from int8): products and pair sums fit int32, nothing
-// saturates. 4-bit weights use vpmaddubsw with the weights as unsigned nibbles u in [0, 15] and the
-// activations as signed bytes: a pair sum is at most 2 * 15 * 128 = 3840, so two of them add in
-// int16 without saturation; the zero points are folded in afterwards through per-group activation
-// row sums and weight column sums. K is limited to kMaxIntK so no int32 sum can overflow.
+// Exactness. Every path computes the same int32 sums exactly, so outputs are bit-identical across
+// paths:
+// - scalar and AVX2 (no VNNI): 8-bit weights use vpmaddwd on int16 operands (activations stored as
+//   xq - za in [-255, 255], weights sign-extended from int8): products and pair sums fit int32,
+//   nothing saturates. 4-bit weights use vpmaddubsw with the weights as unsigned nibbles u in
+//   [0, 15] and the activations as signed bytes: a pair sum is at most 2 * 15 * 128 = 3840, so two of
+//   them add in int16 without saturation.
+// - VNNI (vpdpbusd, AVX-512 and AVX-VNNI): unsigned activation bytes (the signed bytes + 128) times
+//   signed weight bytes (int8, or the nibbles u), four products summed straight into int32.
+// - AMX (tdpbssd): signed activation bytes times signed weight bytes, into int32 tiles.
+// Where the activations are bytes, the zero points are folded in afterwards through per-group
+// activation row sums and weight column sums (corrected = acc - zw * rowsum - zc * wsum). K is
+// limited to kMaxIntK so no int32 sum can overflow.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -29,8 +36,7 @@
 
 namespace qarvd::gemm {
 
-constexpr int kIntMr = 4;                // rows of the integer register tile
-constexpr int kIntNr = 16;               // output channels of the tile (one packed weight panel)
+constexpr int kIntNr = 16;               // output channels of a packed weight panel
 constexpr int64_t kMaxIntK = 32768;      // 255 * 255 * 32768 < 2^31: no int32 accumulator overflows
 constexpr int64_t kGroupMultiple = 16;   // group sizes are multiples of this (whole kernel steps)
 
@@ -53,44 +59,66 @@ struct SegmentSpec {
   ActQuant act;
 };
 
+// The two weight layouts (gemm_int_kernels.h): pairs of k for the scalar and AVX2 paths, quads of k
+// (64-byte rows of 16 channels x 4 bytes, the AMX tile row) for the VNNI and AMX paths. A layer is
+// packed in the layout of the path in use when it is built; the other is made on first use.
+enum class WeightLayout { kPairs = 0, kQuads = 1 };
+
+struct WeightPanels {
+  int64_t step = 0;     // K per kernel step (pairs: 2 for 8-bit, 8 for 4-bit; quads: 64, 32 or 16)
+  int64_t len_pad = 0;  // the segment's K, its last group rounded up to whole steps
+  int64_t panel_bytes = 0;
+  AlignedBuffer<uint8_t> bytes;  // panel p at p * panel_bytes
+};
+
 struct PackedSegment {
   SegmentSpec spec;
   int64_t group = 0;    // effective group size (len when per channel; at least 1)
   int64_t ngroups = 0;  // ceil(len / group), at least 1
-  int64_t step = 0;     // K per kernel step: 2 (8-bit) or 8 (4-bit)
-  int64_t len_pad = 0;  // len rounded up to whole steps per group
-  int64_t panel_bytes = 0;
   // Every partial sum of the corrected accumulators is an integer below 2^24 in magnitude, so the
-  // epilogue may apply the zero-point corrections in float, exactly (small groups).
-  bool float_exact = false;
-  // Weights of panel p (kIntNr channels), group g: bytes + p * panel_bytes + group_offset(g).
-  AlignedBuffer<uint8_t> weights;
+  // epilogue may apply the zero-point corrections in float, exactly (small groups), for activations
+  // as int16 differences (pairs) or as bytes (4-bit pairs, quads).
+  bool float_exact16 = false, float_exact8 = false;
+  WeightPanels layouts[2];  // indexed by WeightLayout
   // [panel][group][kIntNr], zero for the padding channels past N.
   AlignedBuffer<float> wscale;
-  AlignedBuffer<int32_t> wzero;  // the weight zero point (4-bit: of the unsigned nibble, zw + 8)
-  AlignedBuffer<int32_t> wsum;   // 4-bit: sum_k u - n_g * (zw + 8); 8-bit: unused zeros
+  AlignedBuffer<int32_t> wzero;  // the stored weights' zero point: zw (8-bit) or zw + 8 (4-bit nibbles)
+  AlignedBuffer<int32_t> wsum;   // sum over the group of the stored weights, minus n_g * wzero
 
+  const WeightPanels& panels(WeightLayout l) const { return layouts[static_cast<int>(l)]; }
   int64_t group_len(int64_t g) const { return std::min(group, spec.len - g * group); }
-  int64_t group_steps(int64_t g) const { return ceil_div(group_len(g), step); }
-  int64_t group_offset_k(int64_t g) const { return g * group; }  // multiple of step
+  int64_t group_offset_k(int64_t g) const { return g * group; }  // a multiple of every layout's step
 };
 
 struct PackedInt {
   int64_t n = 0, k = 0;
   std::vector<int32_t> perm;  // empty: identity
   std::vector<PackedSegment> segs;
+  WeightLayout primary = WeightLayout::kPairs;  // built with each segment; the other on first use
 
-  // Dequantized weights in the original column order, packed for the FP32 GEMM; built on the first
-  // emulated call.
+  // The other weight layout, and the dequantized weights in the original column order packed for
+  // the FP32 GEMM (the emulated forward), are built on first use.
+  mutable std::once_flag other_layout_once;
   mutable std::once_flag emulated_once;
   mutable std::unique_ptr<PackedF32> emulated;
 
   int64_t total_groups() const;
-  size_t weight_bytes() const;  // packed integer weights plus scales, zero points and sums
+  size_t weight_bytes() const;  // packed integer weights (every layout built) plus scales, zero points and sums
+  // Makes sure every segment has weights in layout l (thread-safe; a no-op once built).
+  void ensure_layout(WeightLayout l) const;
 };
 
 // Starts a layer of n outputs and k inputs; perm (k entries, a permutation of 0..k-1) may be null.
+// Its weights are packed in the layout of the path in use now (int_path()).
 std::unique_ptr<PackedInt> make_int_layer(int64_t n, int64_t k, const int32_t* perm);
+
+// The path forward_int takes now (for backends()).
+KernelPath int_path();
+
+// The int8 operations per second of the best native multiply instruction this CPU has (AMX
+// tdpbssd, else AVX-512 vpdpbusd) on all threads, measured for about `seconds`, and its name; 0
+// and "none" when the CPU has neither.
+double int_peak_ops_per_second(double seconds, const char** isa);
 
 // Adds the next segment (segments must tile [0, k) in order). The quantized weights come from:
 // - quantize_float: w is the float weight [n, k] in the ORIGINAL column order; columns perm[k0..)

@@ -151,6 +151,8 @@ QARVD_AVX2 void k4_avx2(const int8_t* a, const uint8_t* b, int64_t steps, int32_
 
 // The float form of the epilogue, for segments whose corrections are exact in float: the same
 // float(corrected) as the integer form, with fused multiply-adds instead of vpmulld.
+}  // namespace
+
 QARVD_AVX2 inline void epilogue_float_avx2(const EpilogueArgs& e) {
   // Locals, so that the stores to the tile need not reload the arguments.
   const int32_t* __restrict acc = e.acc;
@@ -167,7 +169,7 @@ QARVD_AVX2 inline void epilogue_float_avx2(const EpilogueArgs& e) {
     ws[1] = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wsum + 8)));
   }
   const __m256 sw[2] = {_mm256_loadu_ps(e.wscale), _mm256_loadu_ps(e.wscale + 8)};
-  for (int i = 0; i < kIntMr; ++i) {
+  for (int i = 0; i < kSmallMr; ++i) {
     const __m256 rs = _mm256_set1_ps(static_cast<float>(row_sum[i]));
     const __m256 zc = _mm256_set1_ps(row_zc ? static_cast<float>(row_zc[i]) : 0.0f);
     const __m256 sa = _mm256_set1_ps(row_scale[i]);
@@ -195,7 +197,7 @@ QARVD_AVX2 void epilogue_avx2(const EpilogueArgs& e) {
     ws[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.wsum + 8));
   }
   const __m256 sw[2] = {_mm256_loadu_ps(e.wscale), _mm256_loadu_ps(e.wscale + 8)};
-  for (int i = 0; i < kIntMr; ++i) {
+  for (int i = 0; i < kSmallMr; ++i) {
     const __m256i rs = _mm256_set1_epi32(e.row_sum[i]);
     const __m256i zc = _mm256_set1_epi32(e.row_zc ? e.row_zc[i] : 0);
     const __m256 sa = _mm256_set1_ps(e.row_scale[i]);
@@ -217,20 +219,26 @@ QARVD_AVX2 void epilogue_avx2(const EpilogueArgs& e) {
   }
 }
 
-QARVD_AVX2 void segment_avx2(const SegmentArgs& s) { run_segment(s, k8_avx2, k4_avx2, epilogue_avx2); }
+namespace {
 
-QARVD_AVX2 void store_avx2(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols) {
-  if (cols == kIntNr) {
-    const __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-    const __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-    for (int i = 0; i < rows; ++i) {
-      _mm256_storeu_ps(y + i * ldy, _mm256_add_ps(_mm256_loadu_ps(ftile + i * kIntNr), b0));
-      _mm256_storeu_ps(y + i * ldy + 8, _mm256_add_ps(_mm256_loadu_ps(ftile + i * kIntNr + 8), b1));
-    }
-    return;
+QARVD_AVX2 void segment_avx2(const SegmentArgs& s) {
+  run_segment(
+      s,
+      [](const uint8_t* a, const int8_t* b, int64_t kpad, int32_t* acc) {
+        k8_avx2(reinterpret_cast<const int16_t*>(a), b, kpad / 2, acc);
+      },
+      [](const int8_t* a, const uint8_t* b, int64_t kpad, int32_t* acc) { k4_avx2(a, b, kpad / 8, acc); },
+      epilogue_avx2, false);
+}
+
+QARVD_AVX2 void store_avx2(const float* ftile, int64_t ldf, const float* bias, float* y, int64_t ldy, int rows, int cols) {
+  int j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    const __m256 b = bias ? _mm256_loadu_ps(bias + j) : _mm256_setzero_ps();
+    for (int i = 0; i < rows; ++i) _mm256_storeu_ps(y + i * ldy + j, _mm256_add_ps(_mm256_loadu_ps(ftile + i * ldf + j), b));
   }
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; ++j) y[i * ldy + j] = bias ? ftile[i * kIntNr + j] + bias[j] : ftile[i * kIntNr + j];
+  for (; j < cols; ++j)
+    for (int i = 0; i < rows; ++i) y[i * ldy + j] = bias ? ftile[i * ldf + j] + bias[j] : ftile[i * ldf + j];
 }
 
 QARVD_AVX2 void minmax_avx2(const float* x, int64_t n, float* lo, float* hi) {
@@ -333,6 +341,7 @@ QARVD_AVX2 void quant8_avx2(const float* x, int64_t n, float scale, float lo, fl
 
 }  // namespace
 
-const IntKernels kIntKernelsAvx2 = {segment_avx2, store_avx2, minmax_avx2, quant16_avx2, quant8_avx2};
+const RowKernels kRowKernelsAvx2 = {minmax_avx2, quant16_avx2, quant8_avx2, store_avx2};
+const IntPath kIntAvx2 = {WeightLayout::kPairs, kSmallMr, 1, false, false, 64, &kRowKernelsAvx2, segment_avx2};
 
 }  // namespace qarvd::gemm

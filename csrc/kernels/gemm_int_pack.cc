@@ -39,18 +39,86 @@ PackedSegment& begin_segment(PackedInt& layer, const SegmentSpec& spec) {
   s.spec = spec;
   s.group = spec.group > 0 ? std::min(spec.group, spec.len) : spec.len;
   s.ngroups = ceil_div(spec.len, s.group);
-  s.step = spec.bits == 8 ? 2 : 8;
-  s.len_pad = (s.ngroups - 1) * s.group + round_up(s.group_len(s.ngroups - 1), s.step);
-  s.panel_bytes = spec.bits == 8 ? s.len_pad * kIntNr : s.len_pad * kIntNr / 2;
-  // |acc|, |zw * row_sum| and |zc * wsum| are each at most amax * wmax * group; three of them add.
-  const double amax = spec.bits == 8 ? 255 : 128, wmax = spec.bits == 8 ? 128 : 15;
-  s.float_exact = 3.0 * amax * wmax * static_cast<double>(s.group) <= 16777216.0;
+  // |acc|, |wzero * row_sum| and |zc * wsum| are each at most amax * wmax * group; three of them add.
+  // int16 pairs: |a| <= 255, |w - zw| <= 255 (8-bit only). Bytes: |a|, |zc| <= 255, |w| and |w - zw|
+  // <= 255 (8-bit) or 15 (4-bit).
+  const double g = static_cast<double>(s.group), wmax = spec.bits == 8 ? 255 : 15;
+  s.float_exact16 = 3.0 * 255 * 255 * g <= 16777216.0;
+  s.float_exact8 = 3.0 * 255 * wmax * g <= 16777216.0;
   const int64_t panels = ceil_div(layer.n, kIntNr);
-  s.weights.resize(static_cast<size_t>(panels * s.panel_bytes));
   s.wscale.resize(static_cast<size_t>(panels * s.ngroups * kIntNr));
   s.wzero.resize(s.wscale.size());
   s.wsum.resize(s.wscale.size());
   return s;
+}
+
+// K per step of a layout: pairs follow their kernels' steps; quads pad to AMX tile steps (64 k, or
+// 32 or 16 for groups that are not multiples of 64), which the VNNI kernels' steps (4 and 8) divide.
+int64_t layout_step(const PackedSegment& s, WeightLayout l) {
+  if (l == WeightLayout::kPairs) return s.spec.bits == 8 ? 2 : 8;
+  if (s.ngroups == 1 || s.group % 64 == 0) return 64;
+  return s.group % 32 == 0 ? 32 : 16;
+}
+
+void plan_layout(const PackedInt& layer, PackedSegment& s, WeightLayout l) {
+  WeightPanels& w = s.layouts[static_cast<int>(l)];
+  w.step = layout_step(s, l);
+  w.len_pad = (s.ngroups - 1) * s.group + round_up(s.group_len(s.ngroups - 1), w.step);
+  w.panel_bytes = s.spec.bits == 8 ? w.len_pad * kIntNr : w.len_pad * kIntNr / 2;
+  w.bytes.resize(static_cast<size_t>(ceil_div(layer.n, kIntNr) * w.panel_bytes));
+}
+
+// Where weight (channel c of its panel, k) lives in a layout: its byte and, for 4-bit weights, the
+// nibble (0 low, 1 high).
+struct Slot {
+  int64_t byte;
+  int nibble;
+};
+Slot slot(WeightLayout l, int bits, int c, int64_t kk) {
+  if (l == WeightLayout::kPairs) {
+    if (bits == 8) return {(kk / 2) * 32 + c * 2 + kk % 2, 0};
+    return {(kk / 8) * 64 + ((kk % 8) / 4) * 32 + (c % 8) * 4 + kk % 4, c < 8 ? 0 : 1};
+  }
+  if (bits == 8) return {(kk / 4) * 64 + c * 4 + kk % 4, 0};
+  return {(kk / 8) * 64 + c * 4 + kk % 4, static_cast<int>((kk % 8) / 4)};
+}
+
+void write_weights(PackedSegment& s, WeightLayout l, int64_t n, const int8_t* q) {
+  WeightPanels& w = s.layouts[static_cast<int>(l)];
+  const int64_t len = s.spec.len;
+  parallel_for(ceil_div(n, kIntNr), 8, [&](int64_t begin, int64_t end, int) {
+    for (int64_t p = begin; p < end; ++p) {
+      uint8_t* panel = w.bytes.data() + p * w.panel_bytes;
+      for (int c = 0; c < kIntNr && p * kIntNr + c < n; ++c) {
+        const int8_t* qr = q + (p * kIntNr + c) * len;
+        for (int64_t kk = 0; kk < len; ++kk) {
+          const Slot at = slot(l, s.spec.bits, c, kk);
+          if (s.spec.bits == 8) {
+            panel[at.byte] = static_cast<uint8_t>(qr[kk]);
+          } else {
+            const uint8_t u = static_cast<uint8_t>(qr[kk] + 8);
+            uint8_t& byte = panel[at.byte];
+            byte = at.nibble == 0 ? static_cast<uint8_t>((byte & 0xf0) | u) : static_cast<uint8_t>((byte & 0x0f) | (u << 4));
+          }
+        }
+      }
+    }
+  });
+}
+
+void read_weights(const PackedSegment& s, WeightLayout l, int64_t n, int8_t* q) {
+  const WeightPanels& w = s.panels(l);
+  const int64_t len = s.spec.len;
+  for (int64_t row = 0; row < n; ++row) {
+    const uint8_t* panel = w.bytes.data() + (row / kIntNr) * w.panel_bytes;
+    const int c = static_cast<int>(row % kIntNr);
+    for (int64_t kk = 0; kk < len; ++kk) {
+      const Slot at = slot(l, s.spec.bits, c, kk);
+      const uint8_t byte = panel[at.byte];
+      q[row * len + kk] = s.spec.bits == 8 ? static_cast<int8_t>(byte)
+                                           : static_cast<int8_t>((at.nibble == 0 ? byte & 15 : byte >> 4) - 8);
+    }
+  }
 }
 
 // Packs q [n][len] with scale/zero [n][ngroups] into s (whose layout is set).
@@ -69,35 +137,22 @@ void pack_segment(PackedInt& layer, PackedSegment& s, const int8_t* q, const flo
       }
     }
   }
-  parallel_for(ceil_div(n, kIntNr), 8, [&](int64_t begin, int64_t end, int) {
-    for (int64_t p = begin; p < end; ++p) {
-      uint8_t* panel = s.weights.data() + p * s.panel_bytes;
-      for (int c = 0; c < kIntNr && p * kIntNr + c < n; ++c) {
-        const int64_t row = p * kIntNr + c;
-        const int8_t* qr = q + row * len;
-        for (int64_t g = 0; g < ng; ++g) {
-          const size_t meta = static_cast<size_t>((p * ng + g) * kIntNr + c);
-          const int32_t zw = zero[row * ng + g];
-          s.wscale[meta] = scale[row * ng + g];
-          s.wzero[meta] = s.spec.bits == 8 ? zw : zw + 8;
-          if (s.spec.bits == 4) {
-            int32_t sum = 0;
-            for (int64_t kk = g * s.group; kk < g * s.group + s.group_len(g); ++kk) sum += qr[kk] + 8;
-            s.wsum[meta] = sum - static_cast<int32_t>(s.group_len(g)) * (zw + 8);
-          }
-        }
-        for (int64_t kk = 0; kk < len; ++kk) {
-          if (s.spec.bits == 8) {
-            panel[(kk / 2) * 32 + c * 2 + kk % 2] = static_cast<uint8_t>(qr[kk]);
-          } else {
-            uint8_t& byte = panel[(kk / 8) * 64 + ((kk % 8) / 4) * 32 + (c % 8) * 4 + kk % 4];
-            const uint8_t u = static_cast<uint8_t>(qr[kk] + 8);
-            byte = c < 8 ? static_cast<uint8_t>((byte & 0xf0) | u) : static_cast<uint8_t>((byte & 0x0f) | (u << 4));
-          }
-        }
-      }
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t p = row / kIntNr;
+    const int c = static_cast<int>(row % kIntNr);
+    const int8_t* qr = q + row * len;
+    for (int64_t g = 0; g < ng; ++g) {
+      const size_t meta = static_cast<size_t>((p * ng + g) * kIntNr + c);
+      const int32_t wz = s.spec.bits == 8 ? zero[row * ng + g] : zero[row * ng + g] + 8;
+      int32_t sum = 0;
+      for (int64_t kk = g * s.group; kk < g * s.group + s.group_len(g); ++kk) sum += s.spec.bits == 8 ? qr[kk] : qr[kk] + 8;
+      s.wscale[meta] = scale[row * ng + g];
+      s.wzero[meta] = wz;
+      s.wsum[meta] = sum - static_cast<int32_t>(s.group_len(g)) * wz;
     }
-  });
+  }
+  plan_layout(layer, s, layer.primary);
+  write_weights(s, layer.primary, n, q);
 }
 
 void quantize_and_pack(PackedInt& layer, PackedSegment& s, const float* w, bool symmetric, const float* scale_in,
@@ -150,8 +205,23 @@ int64_t PackedInt::total_groups() const {
 
 size_t PackedInt::weight_bytes() const {
   size_t bytes = 0;
-  for (const auto& s : segs) bytes += s.weights.bytes() + s.wscale.bytes() + s.wzero.bytes() + s.wsum.bytes();
+  for (const auto& s : segs) {
+    bytes += s.layouts[0].bytes.bytes() + s.layouts[1].bytes.bytes() + s.wscale.bytes() + s.wzero.bytes() + s.wsum.bytes();
+  }
   return bytes + perm.size() * sizeof(int32_t);
+}
+
+void PackedInt::ensure_layout(WeightLayout l) const {
+  if (l == primary) return;
+  std::call_once(other_layout_once, [&] {
+    auto& self = const_cast<PackedInt&>(*this);
+    for (PackedSegment& s : self.segs) {
+      std::vector<int8_t> q(static_cast<size_t>(n * s.spec.len));
+      read_weights(s, primary, n, q.data());
+      plan_layout(self, s, l);
+      write_weights(s, l, n, q.data());
+    }
+  });
 }
 
 std::unique_ptr<PackedInt> make_int_layer(int64_t n, int64_t k, const int32_t* perm) {
@@ -159,6 +229,7 @@ std::unique_ptr<PackedInt> make_int_layer(int64_t n, int64_t k, const int32_t* p
   auto layer = std::make_unique<PackedInt>();
   layer->n = n;
   layer->k = k;
+  layer->primary = current_int_path().layout;
   if (perm) {
     std::vector<bool> seen(static_cast<size_t>(k), false);
     for (int64_t j = 0; j < k; ++j) {
@@ -197,25 +268,17 @@ void add_segment_quantized(PackedInt& layer, const SegmentSpec& spec, const int8
 void export_segment(const PackedInt& layer, int seg, int8_t* q, float* scale, int32_t* zero) {
   if (seg < 0 || seg >= static_cast<int>(layer.segs.size())) throw std::out_of_range("native: no such segment");
   const PackedSegment& s = layer.segs[seg];
-  const int64_t n = layer.n, len = s.spec.len, ng = s.ngroups;
+  const int64_t n = layer.n, ng = s.ngroups;
   for (int64_t row = 0; row < n; ++row) {
     const int64_t p = row / kIntNr;
     const int c = static_cast<int>(row % kIntNr);
-    const uint8_t* panel = s.weights.data() + p * s.panel_bytes;
     for (int64_t g = 0; g < ng; ++g) {
       const size_t meta = static_cast<size_t>((p * ng + g) * kIntNr + c);
       scale[row * ng + g] = s.wscale[meta];
       zero[row * ng + g] = s.spec.bits == 8 ? s.wzero[meta] : s.wzero[meta] - 8;
     }
-    for (int64_t kk = 0; kk < len; ++kk) {
-      if (s.spec.bits == 8) {
-        q[row * len + kk] = static_cast<int8_t>(panel[(kk / 2) * 32 + c * 2 + kk % 2]);
-      } else {
-        const uint8_t byte = panel[(kk / 8) * 64 + ((kk % 8) / 4) * 32 + (c % 8) * 4 + kk % 4];
-        q[row * len + kk] = static_cast<int8_t>((c < 8 ? byte & 15 : byte >> 4) - 8);
-      }
-    }
   }
+  read_weights(s, layer.primary, n, q);
 }
 
 }  // namespace qarvd::gemm

@@ -8,24 +8,24 @@ namespace qarvd::gemm {
 namespace {
 
 void k8_scalar(const int16_t* a, const int8_t* b, int64_t pairs, int32_t* acc) {
-  int32_t sum[kIntMr][kIntNr] = {};
+  int32_t sum[kSmallMr][kIntNr] = {};
   for (int64_t t = 0; t < pairs; ++t) {
-    const int16_t* at = a + t * kIntMr * 2;
+    const int16_t* at = a + t * kSmallMr * 2;
     const int8_t* bt = b + t * kIntNr * 2;
-    for (int i = 0; i < kIntMr; ++i)
+    for (int i = 0; i < kSmallMr; ++i)
       for (int j = 0; j < kIntNr; ++j) sum[i][j] += at[2 * i] * bt[2 * j] + at[2 * i + 1] * bt[2 * j + 1];
   }
-  for (int i = 0; i < kIntMr; ++i)
+  for (int i = 0; i < kSmallMr; ++i)
     for (int j = 0; j < kIntNr; ++j) acc[i * kIntNr + j] = sum[i][j];
 }
 
 void k4_scalar(const int8_t* a, const uint8_t* b, int64_t steps, int32_t* acc) {
-  int32_t sum[kIntMr][kIntNr] = {};
+  int32_t sum[kSmallMr][kIntNr] = {};
   for (int64_t t = 0; t < steps; ++t) {
     for (int q = 0; q < 2; ++q) {
-      const int8_t* aq = a + (2 * t + q) * kIntMr * 4;
+      const int8_t* aq = a + (2 * t + q) * kSmallMr * 4;
       const uint8_t* bq = b + t * 64 + q * 32;
-      for (int i = 0; i < kIntMr; ++i)
+      for (int i = 0; i < kSmallMr; ++i)
         for (int c = 0; c < 8; ++c)
           for (int j = 0; j < 4; ++j) {
             const int32_t x = aq[4 * i + j];
@@ -34,12 +34,12 @@ void k4_scalar(const int8_t* a, const uint8_t* b, int64_t steps, int32_t* acc) {
           }
     }
   }
-  for (int i = 0; i < kIntMr; ++i)
+  for (int i = 0; i < kSmallMr; ++i)
     for (int j = 0; j < kIntNr; ++j) acc[i * kIntNr + j] = sum[i][j];
 }
 
 void epilogue_scalar(const EpilogueArgs& e) {
-  for (int i = 0; i < kIntMr; ++i) {
+  for (int i = 0; i < kSmallMr; ++i) {
     for (int j = 0; j < kIntNr; ++j) {
       // Wrapping arithmetic as the SIMD path: only the final value is guaranteed to fit.
       uint32_t c = static_cast<uint32_t>(e.acc[i * kIntNr + j]) -
@@ -56,11 +56,19 @@ void epilogue_scalar(const EpilogueArgs& e) {
   }
 }
 
-void segment_scalar(const SegmentArgs& s) { run_segment(s, k8_scalar, k4_scalar, epilogue_scalar); }
+void segment_scalar(const SegmentArgs& s) {
+  run_segment(
+      s,
+      [](const uint8_t* a, const int8_t* b, int64_t kpad, int32_t* acc) {
+        k8_scalar(reinterpret_cast<const int16_t*>(a), b, kpad / 2, acc);
+      },
+      [](const int8_t* a, const uint8_t* b, int64_t kpad, int32_t* acc) { k4_scalar(a, b, kpad / 8, acc); },
+      epilogue_scalar, false);
+}
 
-void store_scalar(const float* ftile, const float* bias, float* y, int64_t ldy, int rows, int cols) {
+void store_scalar(const float* ftile, int64_t ldf, const float* bias, float* y, int64_t ldy, int rows, int cols) {
   for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; ++j) y[i * ldy + j] = bias ? ftile[i * kIntNr + j] + bias[j] : ftile[i * kIntNr + j];
+    for (int j = 0; j < cols; ++j) y[i * ldy + j] = bias ? ftile[i * ldf + j] + bias[j] : ftile[i * ldf + j];
 }
 
 void minmax_scalar(const float* x, int64_t n, float* lo, float* hi) {
@@ -107,7 +115,7 @@ void quant8_scalar(const float* x, int64_t n, float scale, float lo, float hi, i
 
 }  // namespace
 
-const IntKernels kIntKernelsScalar = {segment_scalar, store_scalar, minmax_scalar, quant16_scalar,
-                                      quant8_scalar};
+const RowKernels kRowKernelsScalar = {minmax_scalar, quant16_scalar, quant8_scalar, store_scalar};
+const IntPath kIntScalar = {WeightLayout::kPairs, kSmallMr, 1, false, false, 64, &kRowKernelsScalar, segment_scalar};
 
 }  // namespace qarvd::gemm

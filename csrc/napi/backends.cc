@@ -4,6 +4,7 @@
 
 #include "../common/cpu_features.h"
 #include "../common/parallel.h"
+#include "../kernels/kernel_paths.h"
 #include "util.h"
 #ifdef QARVD_WITH_CUDA
 #include "../../cuda/device.cuh"
@@ -25,7 +26,18 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
   cpu.Set("amxBf16", f.amx_bf16);
   cpu.Set("amxUsable", f.amx_usable);
   cpu.Set("detectedIsa", qarvd::isa_name(qarvd::detected_isa()));
-  cpu.Set("isa", qarvd::isa_name(qarvd::active_isa()));
+  cpu.Set("isa", qarvd::isa_name(qarvd::selected_isa()));
+  const qarvd::Emulation em = qarvd::isa_emulation();
+  if (em == qarvd::Emulation::kOff) cpu.Set("emulate", false);
+  else if (em == qarvd::Emulation::kMissing) cpu.Set("emulate", true);
+  else cpu.Set("emulate", "always");
+  cpu.Set("emulationCompiled", qarvd::emulation_compiled());
+  Napi::Object paths = Napi::Object::New(env);
+  for (const auto& family : qarvd::kernel_families()) {
+    const qarvd::KernelPath p = family.path();
+    paths.Set(family.name, std::string(qarvd::isa_name(p.isa)) + (p.emulated ? "+emulated" : ""));
+  }
+  cpu.Set("paths", paths);
   cpu.Set("threads", qarvd::num_threads());
 
   Napi::Object cuda = Napi::Object::New(env);
@@ -65,10 +77,18 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   std::string name = qarvd::napi::string(info, 0, "isa");
+  const std::string mode = qarvd::napi::string(info, 1, "emulate");  // off | missing | always
+  const qarvd::Emulation emulation = mode == "always" ? qarvd::Emulation::kAlways
+                                     : mode == "missing" ? qarvd::Emulation::kMissing
+                                                         : qarvd::Emulation::kOff;
+  const bool emulate = emulation != qarvd::Emulation::kOff;
   qarvd::Isa isa;
   if (!qarvd::parse_isa(name, &isa)) throw Napi::RangeError::New(info.Env(), "native: unknown isa " + name);
-  qarvd::set_isa_limit(isa);
-  return Napi::String::New(info.Env(), qarvd::isa_name(qarvd::active_isa()));
+  if (emulate && !qarvd::emulation_compiled()) {
+    throw Napi::Error::New(info.Env(), "native: this build has no emulated kernels (install SIMDe, e.g. Debian's libsimde-dev, and rebuild)");
+  }
+  qarvd::set_isa_limit(isa, emulation);
+  return Napi::String::New(info.Env(), qarvd::isa_name(qarvd::selected_isa()));
 }
 
 void Export(Napi::Env env, Napi::Object exports) {

@@ -232,7 +232,26 @@ Napi::Value IntAccumulators(const Napi::CallbackInfo& info) {
   });
 }
 
+// gemmIntPeak(seconds, out: Float64Array [1], async) -> the best native int8 instruction's name; out[0]
+// receives its operations per second on all threads.
+Napi::Value IntPeak(const Napi::CallbackInfo& info) {
+  const double seconds = qn::number(info, 0, "seconds");
+  double* out = array_of<double>(info, 1, "out", 1);
+  const char* isa = "none";
+  if (qarvd::isa_native(qarvd::Isa::kAmx)) isa = "amx";
+  else if (qarvd::isa_native(qarvd::Isa::kAvx512Vnni)) isa = "avx512vnni";
+  Napi::Value done = qn::dispatch(info, qn::boolean(info, 2, "async"), [seconds, out] {
+    const char* ignored;
+    out[0] = qarvd::gemm::int_peak_ops_per_second(seconds, &ignored);
+  });
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("isa", isa);
+  result.Set("done", done);
+  return result;
+}
+
 void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemmIntPeak", Napi::Function::New(env, IntPeak, "gemmIntPeak"));
   exports.Set("gemmF32Pack", Napi::Function::New(env, F32Pack, "gemmF32Pack"));
   exports.Set("gemmF32Forward", Napi::Function::New(env, F32Forward, "gemmF32Forward"));
   exports.Set("gemmIntCreate", Napi::Function::New(env, IntCreate, "gemmIntCreate"));

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { DualScaleLinear, QuantizedLinear, Tensor, detectOutliersSync, outlierPermutation, setIsa, type ActivationQuantOptions } from '../../lib/index.js';
 import type { Scheme } from '../../lib/primitives/qparams.js';
-import { type ActRef, firstOutside, isaPaths, quantizeWeightRef, quantizedLinearRef, randInt, randTensor, rng } from './reference.js';
+import { type ActRef, firstOutside, isaPaths, useIsa, resetIsa, quantizeWeightRef, quantizedLinearRef, randInt, randTensor, rng } from './reference.js';
 
 // Error bounds as in quantized.test.ts: fast path (G + 4) 2^-24 (|b| + sum |group terms|); float GEMMs
 // over dequantized values (K + 8) 2^-24 (|b| + sum |products|).
@@ -50,8 +50,8 @@ function weightWithOutliers(r: () => number, n: number, k: number, outliers: num
 
 t.test('the fused dual-scale layer equals the reference: exact sums, both scales, every ISA path', async (t) => {
   const r = rng(21);
-  for (const isa of isaPaths()) {
-    setIsa(isa);
+  for (const isa of isaPaths('gemmInt')) {
+    useIsa(isa);
     for (let i = 0; i < 16; i++) {
       const k = randInt(r, 1, 300);
       const n = randInt(r, 1, 40);
@@ -65,7 +65,7 @@ t.test('the fused dual-scale layer equals the reference: exact sums, both scales
       const x = randTensor(r, [m, k], 1.5);
       const bias = r() < 0.5 ? randTensor(r, [n]).data : null;
       const layer = DualScaleLinear.fromFloat(w, { outlierIdx, outlier: segOption(so), normal: segOption(sn), ...(bias ? { bias } : {}) });
-      const label = `${isa} #${i} m=${m} n=${n} k=${k} outliers=${nOut} ${so.dtype}/${sn.dtype}`;
+      const label = `${isa.name} #${i} m=${m} n=${n} k=${k} outliers=${nOut} ${so.dtype}/${sn.dtype}`;
       const perm = Array.from(outlierPermutation(Int32Array.from(outlierIdx), k));
       const normalIdx = perm.slice(nOut);
       const segs = [];
@@ -91,7 +91,7 @@ t.test('the fused dual-scale layer equals the reference: exact sums, both scales
       t.same(Array.from(qw.outlierIdx), outlierIdx);
     }
   }
-  setIsa('amx');
+  resetIsa();
 });
 
 t.test('dual-scale equals two emulated GEMMs plus an add', async (t) => {
@@ -120,15 +120,15 @@ t.test('dual-scale equals two emulated GEMMs plus an add', async (t) => {
     { cols: outlierIdx, act: so.act, ...qref(w, outlierIdx, so), groupSize: so.groupSize },
     { cols: normalIdx, act: sn.act, ...qref(w, normalIdx, sn), groupSize: sn.groupSize },
   ], bias);
-  for (const isa of isaPaths()) {
-    setIsa(isa);
+  for (const isa of isaPaths('gemmInt')) {
+    useIsa(isa);
     const y = await dual.forward(x);
     const bad = firstOutside(y.data, Array.from(yo.data, (v, i) => v + yn.data[i]), (j) => 2 * (k + 8) * U * ref.magK[j]);
-    t.equal(bad, -1, `${isa}: fused == emulated(outlier) + emulated(normal)`);
+    t.equal(bad, -1, `${isa.name}: fused == emulated(outlier) + emulated(normal)`);
     const ye = await dual.forward(x, { mode: 'emulated' });
-    t.equal(firstOutside(ye.data, ref.y, (j) => (k + 8) * U * ref.magK[j]), -1, `${isa}: emulated dual layer`);
+    t.equal(firstOutside(ye.data, ref.y, (j) => (k + 8) * U * ref.magK[j]), -1, `${isa.name}: emulated dual layer`);
   }
-  setIsa('amx');
+  resetIsa();
 });
 
 function qref(w: Tensor<'float32'>, cols: number[], s: Seg) {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { LinearF32, PackedWeights, QuantizedLinear, Tensor, matmul, matmulSync, packWeights, setIsa, setThreads, backends } from '../../lib/index.js';
-import { firstOutside, isaPaths, matmulRef, randInt, randTensor, rng } from './reference.js';
+import { firstOutside, isaPaths, useIsa, resetIsa, matmulRef, randInt, randTensor, rng } from './reference.js';
 
 // FP32 outputs must be within the worst-case bound of recursive float32 summation:
 // |y - y64| <= (K + 4) * 2^-24 * (sum_k |x_k w_k| + |b|).
@@ -19,8 +19,8 @@ t.test('LinearF32 and matmul match a float64 reference on every ISA path', async
     [300, 40, 70], // enough rows for several row blocks per thread
   ];
   for (let i = 0; i < 6; i++) cases.push([randInt(r, 1, 40), randInt(r, 1, 50), randInt(r, 1, 600)]);
-  for (const isa of isaPaths()) {
-    setIsa(isa);
+  for (const isa of isaPaths('gemmF32')) {
+    useIsa(isa);
     for (const [m, n, k] of cases) {
       const x = randTensor(r, [m, k]);
       const w = randTensor(r, [n, k]);
@@ -30,11 +30,28 @@ t.test('LinearF32 and matmul match a float64 reference on every ISA path', async
       const got = await layer.forward(x);
       t.same(got.shape, [m, n]);
       const bad = firstOutside(got.data, want, (j) => (k + 4) * U * mag[j]);
-      t.equal(bad, -1, `${isa} m=${m} n=${n} k=${k}${bad >= 0 ? `: element ${bad} ${got.data[bad]} vs ${want[bad]}` : ''}`);
-      t.same(layer.forwardSync(x).data, got.data, `${isa} sync equals async m=${m} n=${n} k=${k}`);
+      t.equal(bad, -1, `${isa.name} m=${m} n=${n} k=${k}${bad >= 0 ? `: element ${bad} ${got.data[bad]} vs ${want[bad]}` : ''}`);
+      t.same(layer.forwardSync(x).data, got.data, `${isa.name} sync equals async m=${m} n=${n} k=${k}`);
     }
   }
-  setIsa('amx');
+  resetIsa();
+});
+
+t.test('AVX-512 gives the AVX2 sums bit for bit (same order, fused multiply-adds), and its emulated build too', (t) => {
+  const r = rng(9);
+  const w = randTensor(r, [77, 700]);
+  const x = randTensor(r, [29, 700]);
+  const layer = LinearF32.fromFloat(w, { bias: randTensor(r, [77]).data });
+  setIsa('avx2');
+  const avx2 = layer.forwardSync(x).data;
+  setIsa('avx512', { emulate: true });
+  const avx512 = layer.forwardSync(x).data;
+  setIsa('avx512', { emulate: 'always' });
+  const emulated = layer.forwardSync(x).data;
+  resetIsa();
+  t.same(avx512, avx2, 'avx512 == avx2');
+  t.same(emulated, avx2, 'emulated avx512 == avx2');
+  t.end();
 });
 
 t.test('any thread count gives the same result', (t) => {

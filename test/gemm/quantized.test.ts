@@ -5,6 +5,8 @@ import {
   type ActRef,
   firstOutside,
   isaPaths,
+  useIsa,
+  resetIsa,
   quantizeWeightRef,
   quantizedLinearRef,
   randInt,
@@ -109,14 +111,14 @@ t.test('random layers: exact integers, weights and outputs as the reference, on 
   cases.push({ m: 5, n: 17, k: 129, dtype: 'int4', scheme: 'symmetric', groupSize: 128, act: { type: 'dynamic', dtype: 'int8', scheme: 'asymmetric' }, bias: false });
   cases.push({ m: 300, n: 33, k: 95, dtype: 'int8', scheme: 'asymmetric', groupSize: 0, act: { type: 'dynamic', dtype: 'int8', scheme: 'asymmetric' }, bias: true });
   cases.push({ m: 270, n: 20, k: 161, dtype: 'int4', scheme: 'asymmetric', groupSize: 32, act: { type: 'static', dtype: 'uint8', scheme: 'asymmetric', scale: 0.02, zeroPoint: 128 }, bias: true });
-  for (const isa of isaPaths()) {
-    setIsa(isa);
+  for (const isa of isaPaths('gemmInt')) {
+    useIsa(isa);
     for (let i = 0; i < cases.length; i++) {
       const c = cases[i];
-      await checkCase(t, c, 100 + i, `${isa} #${i} m=${c.m} n=${c.n} k=${c.k} ${c.dtype} ${c.scheme} g=${c.groupSize} ${c.act.type}/${c.act.dtype}/${c.act.scheme}`);
+      await checkCase(t, c, 100 + i, `${isa.name} #${i} m=${c.m} n=${c.n} k=${c.k} ${c.dtype} ${c.scheme} g=${c.groupSize} ${c.act.type}/${c.act.dtype}/${c.act.scheme}`);
     }
   }
-  setIsa('amx');
+  resetIsa();
 });
 
 t.test('every ISA path gives the same floats, not only the same integers', (t) => {
@@ -125,13 +127,36 @@ t.test('every ISA path gives the same floats, not only the same integers', (t) =
   const x = randTensor(r, [23, 211]);
   for (const weight of [{ dtype: 'int8' as const }, { dtype: 'int4' as const, groupSize: 64, scheme: 'asymmetric' as const }]) {
     const layer = QuantizedLinear.fromFloat(w, { weight, bias: randTensor(r, [37]) });
-    const outs = isaPaths().map((isa) => {
-      setIsa(isa);
+    const outs = isaPaths('gemmInt').map((isa) => {
+      useIsa(isa);
       return Array.from(layer.forwardSync(x).data);
     });
-    setIsa('amx');
+    resetIsa();
     for (const o of outs.slice(1)) t.same(o, outs[0], `${weight.dtype}: paths agree bit for bit`);
   }
+  t.end();
+});
+
+t.test('the emulated builds give what the native code gives where the CPU has the path', (t) => {
+  // On a machine with AVX-512 VNNI (or AMX) this checks the emulation itself, which is what runs
+  // these paths on machines without them.
+  const r = rng(18);
+  const w = randTensor(r, [70, 200]);
+  const isas = (['avxvnni', 'avx512vnni', 'amx'] as const).filter((isa) => isaPaths('gemmInt').some((p) => p.isa === isa && !p.emulated));
+  for (const weight of [{ dtype: 'int8' as const }, { dtype: 'int4' as const, groupSize: 32, scheme: 'asymmetric' as const }]) {
+    const layer = QuantizedLinear.fromFloat(w, { weight, bias: randTensor(r, [70]) });
+    for (const m of [3, 40]) {
+      const x = randTensor(r, [m, 200]);
+      for (const isa of isas) {
+        setIsa(isa);
+        const native = layer.forwardSync(x).data;
+        setIsa(isa, { emulate: 'always' });
+        t.same(layer.forwardSync(x).data, native, `${isa} ${weight.dtype} m=${m}: emulated == native`);
+      }
+      resetIsa();
+    }
+  }
+  if (isas.length === 0) t.comment('no VNNI or AMX path on this CPU: the emulated builds are checked against the scalar reference only');
   t.end();
 });
 
@@ -183,14 +208,14 @@ t.test('dynamic ranges skip NaN and infinities, which quantize to the zero point
       const layer = QuantizedLinear.fromFloat(w, { weight: { dtype }, activation: activationOption(act) });
       const wr = quantizeWeightRef(w, cols, dtype, 'symmetric', 0);
       const ref = quantizedLinearRef(x, n, [{ cols, act, q: wr.q, scale: wr.scale, zero: wr.zero, groupSize: 0 }], null);
-      for (const isa of isaPaths()) {
-        setIsa(isa);
+      for (const isa of isaPaths('gemmInt')) {
+        useIsa(isa);
         const dbg = layer.debugAccumulatorsSync(x);
-        t.same(Array.from(dbg.actScale.data), ref.actScale, `${isa} ${dtype} ${act.dtype}/${act.scheme}: scales from the finite values`);
-        t.same(Array.from(dbg.acc.data), ref.acc, `${isa} ${dtype} ${act.dtype}/${act.scheme}: exact`);
+        t.same(Array.from(dbg.actScale.data), ref.actScale, `${isa.name} ${dtype} ${act.dtype}/${act.scheme}: scales from the finite values`);
+        t.same(Array.from(dbg.acc.data), ref.acc, `${isa.name} ${dtype} ${act.dtype}/${act.scheme}: exact`);
         t.ok(layer.forwardSync(x).data.every((v) => Number.isFinite(v)), 'finite outputs');
       }
-      setIsa('amx');
+      resetIsa();
     }
   }
   t.end();
@@ -216,13 +241,13 @@ t.test('static activations: ties round half to even, values past the range satur
       const cols = Array.from({ length: k }, (_, j) => j);
       const wr = quantizeWeightRef(w, cols, dtype, 'symmetric', 0);
       const ref = quantizedLinearRef(x, n, [{ cols, act, q: wr.q, scale: wr.scale, zero: wr.zero, groupSize: 0 }], null);
-      for (const isa of isaPaths()) {
-        setIsa(isa);
+      for (const isa of isaPaths('gemmInt')) {
+        useIsa(isa);
         const dbg = layer.debugAccumulatorsSync(x);
-        t.same(Array.from(dbg.acc.data), ref.acc, `${isa} ${dtype} ${act.type}/${act.dtype}: exact`);
+        t.same(Array.from(dbg.acc.data), ref.acc, `${isa.name} ${dtype} ${act.type}/${act.dtype}: exact`);
         t.same(Array.from(dbg.actScale.data), ref.actScale);
       }
-      setIsa('amx');
+      resetIsa();
     }
   }
   t.end();

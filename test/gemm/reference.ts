@@ -2,7 +2,6 @@
 // activations written out from the primitives' definitions, exact integer sums and float64 products.
 import { qparamsFromRange, quantizeValue, type Scheme } from '../../lib/primitives/qparams.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
-import { backends, type Isa } from '../../lib/backends.js';
 import { rng } from '../helpers/rng.js';
 export { rng };
 
@@ -19,11 +18,7 @@ export function randTensor(r: () => number, shape: number[], scale = 1): Tensor<
   return new Tensor('float32', shape, data);
 }
 
-/** The ISA paths to run every case on: the portable one and the best this machine has. */
-export function isaPaths(): Isa[] {
-  const detected = backends().cpu.detectedIsa;
-  return detected === 'scalar' ? ['scalar'] : ['scalar', detected];
-}
+export { isaPaths, useIsa, resetIsa, type IsaPath } from '../helpers/isa.js';
 
 /** min and max of the finite values; [0, 0] when there is none. */
 export function rangeOf(values: ArrayLike<number>): [number, number] {

@@ -1,0 +1,56 @@
+// The AVX-512 epilogue of one group for one row of a register tile, shared by the AVX-512 VNNI and
+// AMX paths (included inside their QARVD_SIMD_NS): corrected = acc - wzero * row_sum - row_zc * wsum
+// (int32, wrapping; in float where that is exact), then ftile = fma(float(corrected), row_scale *
+// wscale, first ? 0 : ftile), the same float operations as every other path; or the corrected sums to
+// the debug output.
+#pragma once
+#include "gemm_int_kernels.h"
+#include "simd_build.h"
+
+namespace qarvd::gemm::QARVD_SIMD_NS {
+
+// One weight panel's metadata for one group.
+struct PanelMeta {
+  __m512i wz, ws;
+  __m512 sw, wzf, wsf;
+};
+
+QARVD_TARGET_AVX512VNNI inline PanelMeta panel_meta(const PackedSegment& seg, int64_t panel, int64_t g) {
+  const size_t meta = static_cast<size_t>((panel * seg.ngroups + g) * kIntNr);
+  PanelMeta p;
+  p.wz = _mm512_loadu_si512(seg.wzero.data() + meta);
+  p.ws = _mm512_loadu_si512(seg.wsum.data() + meta);
+  p.sw = _mm512_loadu_ps(seg.wscale.data() + meta);
+  p.wzf = _mm512_cvtepi32_ps(p.wz);
+  p.wsf = _mm512_cvtepi32_ps(p.ws);
+  return p;
+}
+
+// Row i, panel v of the tile (ftile row stride ldf floats; row sums [group][mr]) for group g.
+// float_exact: the segment's corrections are exact in float (and no debug output is asked for).
+QARVD_TARGET_AVX512VNNI inline void apply_row(const SegmentArgs& s, const PanelMeta& p, int mr, int i, int v,
+                                              int64_t g, bool first, bool float_exact, int64_t ldf, __m512i acc) {
+  const int32_t rs = s.row_sums[g * mr + i], zc = s.row_zc[i];
+  __m512 c;
+  if (float_exact) {
+    c = _mm512_cvtepi32_ps(acc);
+    c = _mm512_fnmadd_ps(p.wzf, _mm512_set1_ps(static_cast<float>(rs)), c);
+    c = _mm512_fnmadd_ps(p.wsf, _mm512_set1_ps(static_cast<float>(zc)), c);
+  } else {
+    __m512i ci = _mm512_sub_epi32(acc, _mm512_mullo_epi32(p.wz, _mm512_set1_epi32(rs)));
+    ci = _mm512_sub_epi32(ci, _mm512_mullo_epi32(p.ws, _mm512_set1_epi32(zc)));
+    if (s.dbg) {
+      alignas(64) int32_t tmp[kIntNr];
+      _mm512_store_si512(reinterpret_cast<void*>(tmp), ci);
+      if (i < s.rows)
+        for (int j = 0; j < kIntNr && v * kIntNr + j < s.cols; ++j) s.dbg[i * s.dbg_row + (v * kIntNr + j) * s.dbg_col + g] = tmp[j];
+      return;
+    }
+    c = _mm512_cvtepi32_ps(ci);
+  }
+  float* f = s.ftile + i * ldf + v * kIntNr;
+  const __m512 prev = first ? _mm512_setzero_ps() : _mm512_loadu_ps(f);
+  _mm512_storeu_ps(f, _mm512_fmadd_ps(c, _mm512_mul_ps(_mm512_set1_ps(s.row_scale[i]), p.sw), prev));
+}
+
+}  // namespace qarvd::gemm::QARVD_SIMD_NS

@@ -138,6 +138,28 @@ export class KvCache {
     return new Tensor('float32', [this.#length, this.heads, this.headDim], data.subarray(0, n));
   }
 
+  /** @internal The whole key and value buffers, for the native model pass (lib/model/native_pass.ts). */
+  nativeBuffers(): { k: Float32Array; v: Float32Array } {
+    return { k: this.#k, v: this.#v };
+  }
+
+  /**
+   * @internal The native pass writes after the first `keep` tokens: the cache keeps those and is
+   * busy (no append, truncate or attention) until {@link endNativeWrite}.
+   */
+  beginNativeWrite(keep: number): void {
+    this.#checkIdle('start a native pass');
+    expectInteger(keep, 'keep', { min: 0, max: this.maxTokens });
+    this.#length = Math.min(this.#length, keep);
+    this.#pending++;
+  }
+
+  /** @internal The native pass is done; the first `length` tokens are now in use. */
+  endNativeWrite(length: number): void {
+    this.#pending--;
+    this.#length = expectInteger(length, 'length', { min: 0, max: this.maxTokens });
+  }
+
   #checkIdle(what: string): void {
     if (this.#pending > 0) throw new Error(`KvCache: cannot ${what} while an attention call on the cache is in flight`);
   }

@@ -31,11 +31,31 @@ class Stopwatch {
   Clock::time_point last_;
 };
 
-void linear(const Linear& l, const float* x, int64_t m, float* y) {
+void linear(const Linear& l, const float* x, int64_t m, float* y, const Epilogue* post = nullptr) {
   if (l.q) {
-    gemm::forward_int(*l.q, x, m, l.bias, y, nullptr, nullptr, nullptr);
+    gemm::forward_int(*l.q, x, m, l.bias, y, nullptr, nullptr, nullptr, post);
   } else {
-    gemm::linear_f32(x, m, *l.f32, l.bias, y);
+    gemm::linear_f32(x, m, *l.f32, l.bias, y, post);
+  }
+}
+
+// Layers over the same input (q, k, v): one job when they are all FP32 or all quantized.
+void linears(const Linear* const* ls, float* const* ys, int count, const float* x, int64_t m) {
+  bool all_f32 = true, all_q = true;
+  for (int i = 0; i < count; ++i) {
+    all_f32 = all_f32 && ls[i]->f32;
+    all_q = all_q && ls[i]->q;
+  }
+  if (all_f32) {
+    gemm::F32Job jobs[4];
+    for (int i = 0; i < count; ++i) jobs[i] = {ls[i]->f32, ls[i]->bias, ys[i], nullptr};
+    gemm::linear_f32_multi(x, m, jobs, count);
+  } else if (all_q) {
+    gemm::IntJob jobs[4];
+    for (int i = 0; i < count; ++i) jobs[i] = {ls[i]->q, ls[i]->bias, ys[i], nullptr};
+    gemm::forward_int_multi(x, m, jobs, count);
+  } else {
+    for (int i = 0; i < count; ++i) linear(*ls[i], x, m, ys[i]);
   }
 }
 
@@ -51,6 +71,11 @@ void patchify(const float* x, int64_t frames, int64_t C, int64_t H, int64_t W, f
           for (int64_t kh = 0; kh < 2; ++kh)
             for (int64_t kw = 0; kw < 2; ++kw) out[n++] = x[((f * C + ch) * H + 2 * i + kh) * W + 2 * j + kw];
 }
+
+// Fused where the data flows, each bit-identical to the separate ops of dit.ts: q, k and v as one job
+// over their shared input (quantized once when their activation quantizers agree); RMSNorm and RoPE
+// of q and k in one pass; GELU in the first feed-forward linear's epilogue; the gated residuals in
+// the epilogues of the output projections.
 
 // Head output [tokens, 4 C] (row, column, channel as Wan's unpatchify) back to latents [F, C, H, W].
 void unpatchify(const float* y, int64_t frames, int64_t C, int64_t H, int64_t W, float* out) {
@@ -135,14 +160,14 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
     float* cv = s.cache_v[b] + s.committed_tokens * dim;
     layer_norm(h, y, rows, d.eps, nullptr, nullptr, mod, mod + dim, 1);
     sw.lap(&Profile::norms);
-    linear(blk.q, y, tokens, q);
-    linear(blk.k, y, tokens, ck);
-    linear(blk.v, y, tokens, cv);
+    {
+      const Linear* ls[3] = {&blk.q, &blk.k, &blk.v};
+      float* ys[3] = {q, ck, cv};
+      linears(ls, ys, 3, y, tokens);
+    }
     sw.lap(&Profile::linears);
-    rms_norm(q, q, rows, d.eps, blk.norm_q);
-    rms_norm(ck, ck, rows, d.eps, blk.norm_k);
-    rope_3d(q, q, rope);
-    rope_3d(ck, ck, rope);
+    const RmsRopeTarget qk[2] = {{q, blk.norm_q}, {ck, blk.norm_k}};
+    rms_norm_rope_3d(qk, 2, d.eps, rope);
     sw.lap(&Profile::norms);
     AttentionParams ap;
     ap.q_len = tokens;
@@ -153,9 +178,9 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
     ap.scale = scale;
     attention(q, s.cache_k[b], s.cache_v[b], att, ap);
     sw.lap(&Profile::attention);
-    linear(blk.o, att, tokens, y);
+    const Epilogue self_gate = gated_residual_epilogue(mod + 2 * dim, h, dim);
+    linear(blk.o, att, tokens, y, &self_gate);
     sw.lap(&Profile::linears);
-    gated_residual(h, y, mod + 2 * dim, h, rows, 1);
     // Cross-attention to the text context (its keys and values are computed once per video).
     layer_norm(h, y, rows, d.eps, blk.norm3_weight, blk.norm3_bias, nullptr, nullptr, 1);
     sw.lap(&Profile::norms);
@@ -164,8 +189,9 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
     rms_norm(q, q, rows, d.eps, blk.cross_norm_q);
     sw.lap(&Profile::norms);
     if (!s.cross_ready[b]) {
-      linear(blk.cross_k, p.context, p.text_len, s.cross_k[b]);
-      linear(blk.cross_v, p.context, p.text_len, s.cross_v[b]);
+      const Linear* ls[2] = {&blk.cross_k, &blk.cross_v};
+      float* ys[2] = {s.cross_k[b], s.cross_v[b]};
+      linears(ls, ys, 2, p.context, p.text_len);
       sw.lap(&Profile::linears);
       rms_norm(s.cross_k[b], s.cross_k[b], NormShape{p.text_len, dim}, d.eps, blk.cross_norm_k);
       sw.lap(&Profile::norms);
@@ -174,20 +200,17 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
     ap.kv_len = p.text_len;
     attention(q, s.cross_k[b], s.cross_v[b], att, ap);
     sw.lap(&Profile::attention);
-    linear(blk.cross_o, att, tokens, y);
+    const Epilogue cross_gate = gated_residual_epilogue(ones, h, dim);
+    linear(blk.cross_o, att, tokens, y, &cross_gate);
     sw.lap(&Profile::linears);
-    gated_residual(h, y, ones, h, rows, 1);
     // Feed-forward.
     layer_norm(h, y, rows, d.eps, nullptr, nullptr, mod + 3 * dim, mod + 4 * dim, 1);
     sw.lap(&Profile::norms);
-    linear(blk.ffn0, y, tokens, u);
+    const Epilogue gelu = activation_epilogue(Activation::kGeluTanh);
+    linear(blk.ffn0, y, tokens, u, &gelu);
+    const Epilogue ffn_gate = gated_residual_epilogue(mod + 5 * dim, h, dim);
+    linear(blk.ffn2, u, tokens, y, &ffn_gate);
     sw.lap(&Profile::linears);
-    activation(Activation::kGeluTanh, u, u, tokens * d.ffn);
-    sw.lap(&Profile::activations);
-    linear(blk.ffn2, u, tokens, y);
-    sw.lap(&Profile::linears);
-    gated_residual(h, y, mod + 5 * dim, h, rows, 1);
-    sw.lap(&Profile::norms);
   }
   for (int64_t i = 0; i < 2; ++i)
     for (int64_t j = 0; j < dim; ++j) head_mod[i * dim + j] = w.head_modulation[i * dim + j] + e[j];

@@ -1,6 +1,6 @@
 // The reference model on CPU: generating the embedded default with FP32 layers against W8A8 and
 // W4A8 layers (dynamic per-token int8 activations), side by side in one run, and the weight bytes.
-import { CausalDit, EMBEDDED_DEFAULT, SELF_FORCING_1_3B, QuantizedLinear, generate, backends, videoMetrics, encodePrompt, Tensor, Rng } from '../dist/index.js';
+import { CausalDit, EMBEDDED_DEFAULT, SELF_FORCING_1_3B, ForwardProfile, QuantizedLinear, generate, backends, videoMetrics, encodePrompt, Tensor, Rng } from '../dist/index.js';
 
 // `node bench/model.mjs --1.3b`: build the real Self-Forcing 1.3B sizes (30 blocks, synthetic weights,
 // about 11 GB of memory with the packed copies) and time one chunk's forward pass on the CPU.
@@ -33,40 +33,62 @@ function quantized(model, weight) {
   return q;
 }
 
-async function timeVideo(model, rounds = 3) {
-  let best = Infinity, video;
-  for (let r = 0; r < rounds; r++) {
+// One timed video; `execution` 'ops' runs the op-by-op forward (the reference), 'native' one job per
+// pass. The profile of the passes comes back with it.
+async function timeVideo(model, execution) {
+  const profile = new ForwardProfile();
+  const forward = model.forward.bind(model);
+  model.forward = (x, o) => {
+    o.state.profile = profile;
+    return forward(x, { ...o, execution });
+  };
+  try {
     const t0 = performance.now();
-    video = await generate(model, { prompt, seed: seeds[0] });
-    best = Math.min(best, (performance.now() - t0) / 1000);
+    const video = await generate(model, { prompt, seed: seeds[0] });
+    return { seconds: (performance.now() - t0) / 1000, video, profile };
+  } finally {
+    model.forward = forward;
   }
-  return { seconds: best, video };
 }
 
 const fp = CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 });
+const w8 = quantized(fp, { dtype: 'int8', scheme: 'symmetric' });
+const w4 = quantized(fp, { dtype: 'int4', scheme: 'symmetric' });
+// [name, model, execution]: the native pass, and the op-by-op forward for comparison.
 const variants = [
-  ['FP32', fp],
-  ['W8A8', quantized(fp, { dtype: 'int8', scheme: 'symmetric' })],
-  ['W4A8 (per channel)', quantized(fp, { dtype: 'int4', scheme: 'symmetric' })],
+  ['FP32', fp, 'native'],
+  ['W8A8', w8, 'native'],
+  ['W4A8 (per channel)', w4, 'native'],
+  ['FP32, op by op', fp, 'ops'],
+  ['W8A8, op by op', w8, 'ops'],
 ];
 console.log(`embedded default: ${EMBEDDED_DEFAULT.layers} blocks, dim ${EMBEDDED_DEFAULT.dim}, ${EMBEDDED_DEFAULT.chunks} chunks of ${EMBEDDED_DEFAULT.framesPerChunk} frames; ${backends().cpu.isa}, ${backends().cpu.threads} threads`);
 // Interleave rounds so that background load hits every variant alike.
 const results = new Map(variants.map(([n]) => [n, { seconds: Infinity }]));
 for (let round = 0; round < 3; round++) {
-  for (const [name, model] of variants) {
-    const r = await timeVideo(model, 1);
+  for (const [name, model, execution] of variants) {
+    const r = await timeVideo(model, execution);
     const prev = results.get(name);
     if (r.seconds < prev.seconds) results.set(name, r);
   }
 }
 const base = results.get('FP32');
-console.log('variant              video s   chunk ms  speed-up   block-linear MB  ratio   model MB  ratio   PSNR vs FP32');
+console.log('variant                video s   chunk ms  speed-up   block-linear MB  ratio   model MB  ratio   PSNR vs FP32');
 for (const [name, model] of variants) {
   const r = results.get(name);
   const psnr = name === 'FP32' ? '' : videoMetrics(r.video, base.video).psnr.toFixed(2) + ' dB';
   console.log(
-    `${name.padEnd(20)} ${r.seconds.toFixed(3).padStart(7)}  ${((r.seconds / EMBEDDED_DEFAULT.chunks) * 1000).toFixed(1).padStart(8)}  ${(base.seconds / r.seconds).toFixed(2).padStart(7)}x` +
+    `${name.padEnd(22)} ${r.seconds.toFixed(3).padStart(7)}  ${((r.seconds / EMBEDDED_DEFAULT.chunks) * 1000).toFixed(1).padStart(8)}  ${(base.seconds / r.seconds).toFixed(2).padStart(7)}x` +
       `   ${(model.blockLinearBytes / 1e6).toFixed(2).padStart(14)}  ${(model.blockLinearBytes / fp.blockLinearBytes).toFixed(3)}` +
       `   ${(model.weightBytes / 1e6).toFixed(2).padStart(7)}  ${(model.weightBytes / fp.weightBytes).toFixed(3)}   ${psnr}`,
   );
+}
+// Where each variant's time goes (the fastest run's passes; fused steps count in the linears).
+console.log('\nprofile of the passes (share of the wall time)');
+const cats = ['linears', 'attention', 'norms', 'activations', 'copies', 'rest'];
+console.log(`${'variant'.padEnd(22)} ${cats.map((c) => c.padStart(11)).join('')}     wall s`);
+for (const [name] of variants) {
+  const p = results.get(name).profile;
+  const s = p.summary();
+  console.log(`${name.padEnd(22)} ${cats.map((c) => `${(100 * s[c]).toFixed(1)}%`.padStart(11)).join('')}   ${p.total.toFixed(3).padStart(8)}`);
 }

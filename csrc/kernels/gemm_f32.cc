@@ -49,6 +49,7 @@ void pack_a(int mr, const float* x, int64_t ldx, int64_t r0, int64_t mc, int64_t
 }
 
 thread_local AlignedBuffer<float> a_scratch;
+thread_local AlignedBuffer<float> t_packed_all;
 
 }  // namespace
 
@@ -212,10 +213,11 @@ void linear_f32_multi(const float* x, int64_t m, const F32Job* jobs, int count) 
   // shared by every tile; with many, each tile packs its own rows.
   const bool shared = mblocks < 2 * threads && tiles > mblocks;
   const int64_t m_pad = round_up(m, path.mr);
-  AlignedBuffer<float> packed;
+  // The calling thread's buffer (the tiles only read it), reused from call to call.
+  AlignedBuffer<float>& packed = t_packed_all;
   if (shared) {
     const int64_t kblocks = ceil_div(k, kc_max);
-    packed.resize(static_cast<size_t>(m_pad * k));
+    packed.reserve(static_cast<size_t>(m_pad * k));
     parallel_for(kblocks * ceil_div(m, mc_max), 1, [&](int64_t begin, int64_t end, int) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t kb = t / mblocks, ib = t % mblocks;

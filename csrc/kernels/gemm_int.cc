@@ -126,10 +126,10 @@ QParams segment_params(const RowKernels& kern, const float* xs, int64_t len, con
 }
 
 // Row r of x in the layer's column order: x itself, or gathered into dst.
-const float* input_row(const PackedInt& layer, const float* x, int64_t r, float* dst) {
+const float* input_row(const RowKernels& kern, const PackedInt& layer, const float* x, int64_t r, float* dst) {
   const float* src = x + r * layer.k;
   if (layer.perm.empty()) return src;
-  for (int64_t j = 0; j < layer.k; ++j) dst[j] = src[layer.perm[j]];
+  kern.gather(src, layer.perm.data(), layer.k, dst);
   return dst;
 }
 
@@ -146,7 +146,7 @@ void pack_rows(const IntPath& path, const PackedInt& layer, const Layout& lay, c
     const float* xrows[64];
     for (int i = 0; i < mr; ++i) {
       const int64_t r = r0 + pr + i;
-      xrows[i] = r < m ? input_row(layer, x, r, sc.row.data() + i * layer.k) : nullptr;
+      xrows[i] = r < m ? input_row(kern, layer, x, r, sc.row.data() + i * layer.k) : nullptr;
     }
     for (int s = 0; s < nseg; ++s) {
       const PackedSegment& seg = layer.segs[s];
@@ -323,7 +323,8 @@ void run_jobs(const IntPath& path, const float* x, int64_t m, const IntJob* jobs
   // split over the weight panels of every job as well, among the threads.
   const int64_t rows_pad = round_up(m, path.mr);
   const Layout lay(path, first_layer, rows_pad);
-  ABlock blk;
+  // The calling thread's block (its workers only read it), reused from call to call.
+  ABlock& blk = t_block;
   blk.reserve(first_layer, lay, rows_pad);
   const int64_t rpanels = rows_pad / path.mr;
   parallel_for(rpanels, 1, [&](int64_t begin, int64_t end, int) {
@@ -447,7 +448,7 @@ void forward_int_emulated(const PackedInt& layer, const float* x, int64_t m, con
     Scratch& sc = t_scratch;
     if (!layer.perm.empty()) sc.row.reserve(static_cast<size_t>(k));
     for (int64_t r = begin; r < end; ++r) {
-      const float* xr = input_row(layer, x, r, sc.row.data());
+      const float* xr = input_row(kern, layer, x, r, sc.row.data());
       for (const PackedSegment& seg : layer.segs) {
         const QParams qp = segment_params(kern, xr + seg.spec.k0, seg.spec.len, seg.spec.act);
         const QRange qr = qrange(seg.spec.act.dtype);

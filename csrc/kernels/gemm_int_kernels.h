@@ -50,6 +50,8 @@ struct RowKernels {
                  int64_t group, int32_t* sums);
   // y[i * ldy + j] = ftile[i * ldf + j] (+ bias[j]) for i < rows, j < cols.
   void (*store)(const float* ftile, int64_t ldf, const float* bias, float* y, int64_t ldy, int rows, int cols);
+  // out[j] = x[perm[j]] for j < n (a dual-scale layer's column order).
+  void (*gather)(const float* x, const int32_t* perm, int64_t n, float* out);
 };
 
 extern const RowKernels kRowKernelsScalar;

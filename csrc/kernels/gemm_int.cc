@@ -67,7 +67,9 @@ struct Layout {
   Layout(const IntPath& path, const PackedInt& layer, int64_t rows) {
     panels = ceil_div(rows, path.mr);
     for (const auto& s : layer.segs) {
-      const int64_t row_bytes = s.panels(path.layout).len_pad * (path.int16_pairs(s) ? 2 : 1);
+      // Row-major (AMX) rows are padded to whole tile steps; the others to the layout's steps.
+      const int64_t len = path.row_major ? tile_padded_len(s) : s.panels(path.layout).len_pad;
+      const int64_t row_bytes = len * (path.int16_pairs(s) ? 2 : 1);
       a_off.push_back(a_bytes);
       a_ld.push_back(row_bytes);
       a_stride.push_back(row_bytes * path.mr);
@@ -259,6 +261,7 @@ bool same_activations(const IntPath& path, const PackedInt& a, const PackedInt& 
     const ActQuant &p = x.spec.act, &q = y.spec.act;
     if (x.spec.k0 != y.spec.k0 || x.spec.len != y.spec.len || x.group != y.group ||
         path.int16_pairs(x) != path.int16_pairs(y) || x.panels(path.layout).len_pad != y.panels(path.layout).len_pad ||
+        tile_padded_len(x) != tile_padded_len(y) ||
         p.dynamic != q.dynamic || p.dtype != q.dtype || (p.dynamic && p.symmetric != q.symmetric) ||
         (!p.dynamic && (p.scale != q.scale || p.zero_point != q.zero_point))) {
       return false;

@@ -96,6 +96,17 @@ extern const IntPath kIntAvx512VnniFew;
 extern const IntPath kIntAmx;
 }  // namespace emulated
 
+// The K step of a segment's AMX tiles: 64, or 32 or 16 for groups that are not multiples of 64 (so
+// that group boundaries fall on tile steps), and the length its row-major activations are padded
+// to: the last group rounded up to whole tile steps, zeros past the segment.
+inline int64_t tile_k_step(const PackedSegment& s) {
+  if (s.ngroups == 1 || s.group % 64 == 0) return 64;
+  return s.group % 32 == 0 ? 32 : 16;
+}
+inline int64_t tile_padded_len(const PackedSegment& s) {
+  return (s.ngroups - 1) * s.group + round_up(s.group_len(s.ngroups - 1), tile_k_step(s));
+}
+
 // The path forward_int takes now (the kernel table behind int_path()).
 const IntPath& current_int_path();
 

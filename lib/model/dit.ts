@@ -222,13 +222,21 @@ export class CausalDit {
     return new DitState(this.config, maxFrames);
   }
 
-  /** text_embedding: Linear, GELU (tanh), Linear over a context [textLen, textDim]. */
+  /**
+   * text_embedding (Linear, GELU tanh, Linear) over a context [tokens, textDim] of at most textLen
+   * tokens (float32, or float16/bfloat16 text-encoder output, widened exactly). A shorter context is
+   * zero-padded to textLen first, as Wan pads its T5 features: the padding rows pass through
+   * text_embedding too and the cross-attention attends to them.
+   */
   async embedContext(context: Tensor): Promise<Tensor<'float32'>> {
     const c = this.config;
-    if (!(context instanceof Tensor) || context.dtype !== 'float32' || context.rank !== 2 || context.shape[1] !== c.textDim) {
-      throw new RangeError(`Expected a float32 context of shape [tokens, ${c.textDim}] but received ${describe(context)}`);
+    if (!(context instanceof Tensor) || !['float32', 'float16', 'bfloat16'].includes(context.dtype) || context.rank !== 2 || context.shape[1] !== c.textDim) {
+      throw new RangeError(`Expected a float context of shape [tokens, ${c.textDim}] but received ${describe(context)}${context instanceof Tensor ? ` ${context.dtype} [${context.shape.join(', ')}]` : ''}`);
     }
-    const h = await this.linear('text_embedding.0').forward(context);
+    if (context.shape[0] > c.textLen) throw new RangeError(`Expected a context of at most textLen = ${c.textLen} tokens but received ${context.shape[0]}`);
+    const padded = new Float32Array(c.textLen * c.textDim);
+    padded.set(toFloat32(context).data);
+    const h = await this.linear('text_embedding.0').forward(new Tensor('float32', [c.textLen, c.textDim], padded));
     await gelu(h, { out: h });
     return this.linear('text_embedding.2').forward(h);
   }

@@ -6,6 +6,7 @@ import { describe, expectFiniteNumber, expectInteger, expectObject } from '../ut
 import type { CausalDit } from './dit.js';
 import { Rng } from './random.js';
 import { encodePrompt } from './weights.js';
+import type { PromptFeatures } from './prompts.js';
 
 /** What runs now: the scheduler and observers key their work on it. */
 export interface PassInfo {
@@ -20,8 +21,8 @@ export interface PassInfo {
 }
 
 export interface GenerateOptions {
-  /** Prompt text (hashed to a context, see encodePrompt) or a context tensor [textLen, textDim]. */
-  prompt: string | Tensor;
+  /** Prompt text (hashed to a context, see encodePrompt), a context tensor [tokens <= textLen, textDim] or features ({ prompt, context }). */
+  prompt: string | Tensor | PromptFeatures;
   /** Seed of the initial noise and of the noise added between steps. */
   seed: number;
   /** Chunks to generate (default: config.chunks). */
@@ -97,7 +98,8 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
   let context: Tensor;
   if (typeof o.prompt === 'string') context = encodePrompt(o.prompt, c);
   else if (o.prompt instanceof Tensor) context = o.prompt;
-  else throw new TypeError(`Expected a string or a context Tensor for options.prompt but received ${describe(o.prompt)}`);
+  else if (typeof o.prompt === 'object' && o.prompt !== null && (o.prompt as PromptFeatures).context instanceof Tensor) context = (o.prompt as PromptFeatures).context;
+  else throw new TypeError(`Expected a string, a context Tensor or { prompt, context } features for options.prompt but received ${describe(o.prompt)}`);
 
   const F = c.framesPerChunk;
   const chunkSize = F * c.inChannels * c.latentHeight * c.latentWidth;

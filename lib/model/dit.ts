@@ -95,8 +95,11 @@ export class CausalDit {
   readonly config: Readonly<DitConfig>;
   readonly #linears = new Map<string, Linear>();
   readonly #params = new Map<string, Tensor<'float32'>>();
-  /** The float weights the model was built from (referenced, not copied): what quantization starts from. */
-  readonly #source = new Map<string, { weight: Tensor<'float32'>; bias: Tensor<'float32'> }>();
+  /**
+   * The float weights the model was built from (referenced, not copied, in their own dtype: a bf16
+   * checkpoint stays bf16 here and is widened when asked for): what quantization starts from.
+   */
+  readonly #source = new Map<string, { weight: Tensor; bias: Tensor }>();
   readonly #ones: Tensor<'float32'>;
   /** Bumped whenever a cross-attention k or v layer is replaced, so states recompute the context's keys/values. */
   #crossVersion = 0;
@@ -113,7 +116,8 @@ export class CausalDit {
 
   /**
    * A model from tensors under Wan's names (every name must be present with its shape; float16 and
-   * bfloat16 tensors, as Wan checkpoints ship, are widened to float32). Linears become FP32 layers
+   * bfloat16 tensors, as Wan checkpoints ship, are widened to float32 to be packed and stay as they are
+   * as the float source that floatWeights() widens). Linears become FP32 layers
    * (LinearF32, weights packed once), except the block linears given in `options.layers` (e.g.
    * quantized ones read from a checkpoint): those need no `<name>.weight`/`.bias` in `tensors`, and
    * the model keeps no float weights for them.
@@ -126,14 +130,14 @@ export class CausalDit {
     expectObject(tensors, 'tensors');
     const layers = givenLayers(c, expectObject(options, 'options').layers);
     const model = new CausalDit(c);
-    const float: Record<string, Tensor<'float32'>> = {};
+    const float: Record<string, Tensor> = {};
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       if (layers.has(name.replace(/\.(weight|bias)$/, ''))) continue;
       const t = tensors[name];
       if (!(t instanceof Tensor)) throw new RangeError(`tensors is missing ${name} (shape [${shape.join(', ')}])`);
       if (!['float32', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected tensors['${name}'] to be float32, float16 or bfloat16 but received ${t.dtype}`);
       if (t.shape.join() !== shape.join()) throw new RangeError(`Expected tensors['${name}'] to have shape [${shape.join(', ')}] but received [${t.shape.join(', ')}]`);
-      float[name] = toFloat32(t);
+      float[name] = t;
     }
     const get = (n: string) => float[n];
     for (const name of [...EMBEDDING_LINEARS, ...blockLinears(c).map((l) => l.name)]) {
@@ -144,12 +148,13 @@ export class CausalDit {
       }
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);
-      model.#linears.set(name, LinearF32.fromFloat(w, { bias: get(`${name}.bias`) }));
+      // Packed from float32; a 16-bit source is widened for the packing only.
+      model.#linears.set(name, LinearF32.fromFloat(toFloat32(w), { bias: toFloat32(get(`${name}.bias`)) }));
       model.#source.set(name, { weight: w, bias: get(`${name}.bias`) });
     }
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       const base = name.replace(/\.(weight|bias)$/, '');
-      if (!model.#linears.has(base)) model.#params.set(name, get(name).reshape([shape.reduce((a, b) => a * b, 1)]));
+      if (!model.#linears.has(base)) model.#params.set(name, toFloat32(get(name)).reshape([shape.reduce((a, b) => a * b, 1)]));
     }
     return model;
   }
@@ -166,14 +171,14 @@ export class CausalDit {
     return l;
   }
 
-  /** The full-precision weight [out, in] and bias of a linear, as the model was built. */
+  /** The full-precision weight [out, in] and bias of a linear, as the model was built (float32; widened from bf16/fp16 sources on each call). */
   floatWeights(name: string): { weight: Tensor<'float32'>; bias: Tensor<'float32'> } {
     const s = this.#source.get(name);
     if (!s && this.#linears.has(name)) {
       throw new RangeError(`${name} was loaded as a prebuilt (quantized) layer: the model has no float weights for it`);
     }
     if (!s) throw new RangeError(`Expected a linear layer name such as blocks.0.ffn.0 but received ${describe(name)}`);
-    return s;
+    return { weight: toFloat32(s.weight), bias: toFloat32(s.bias) };
   }
 
   /** Replaces a block linear (for example with a QuantizedLinear); features must match. */

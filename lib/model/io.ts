@@ -4,7 +4,6 @@
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { QUANTIZED_METADATA_KEY } from '../checkpoint/format.js';
 import { Tensor } from '../tensor/tensor.js';
-import { toFloat32 } from '../tensor/convert.js';
 import { describe } from '../util/validate.js';
 import { inferWanConfig, looksLikeWan, type ShapeTable } from './wan.js';
 import { CONFIGS, type DitConfig, checkConfig } from './config.js';
@@ -20,8 +19,8 @@ export async function saveModelWeights(file: string, config: DitConfig, tensors:
 }
 
 /**
- * Loads a model file, tensor by tensor (16-bit floats are widened as they are read, so the file is
- * never held in memory beside the model). The configuration comes from the file's metadata; for
+ * Loads a model file, tensor by tensor (the file is never held whole in memory; 16-bit weights stay
+ * 16-bit in the model's float source and are widened only to be packed). The configuration comes from the file's metadata; for
  * files without one, such as Wan2.1's own diffusion_pytorch_model.safetensors, from the tensor shapes
  * (see inferWanConfig: the heads of Wan's released sizes are known). `config` may name a built-in
  * configuration, or give some fields (for example `{ heads: 8 }`, or the latent size) over what the
@@ -37,10 +36,7 @@ export async function loadModel(file: string, config?: DitConfig | Partial<DitCo
     if (f.metadata[QUANTIZED_METADATA_KEY] !== undefined) throw new RangeError(`${file} is a quantized checkpoint: load it with loadQuantizedModel`);
     const c = modelFileConfig(file, f.metadata, new Map(f.entries.map((e) => [e.name, e.shape])), config);
     const tensors: Record<string, Tensor> = {};
-    for (const e of f.entries) {
-      const t = await f.read(e.name);
-      tensors[e.name] = t.dtype === 'float16' || t.dtype === 'bfloat16' ? toFloat32(t) : t;
-    }
+    for (const e of f.entries) tensors[e.name] = await f.read(e.name);
     return CausalDit.fromTensors(c, tensors);
   } finally {
     await f.close();

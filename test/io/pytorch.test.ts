@@ -189,3 +189,19 @@ t.test('a zip64 checkpoint over 4 GiB (sparse) reads from its offsets, without l
   t.ok(tensors.get('base') instanceof TorchTensor);
   t.ok(process.memoryUsage().rss < 2 ** 31, 'nowhere near the file size in memory');
 });
+
+t.test("the README's checkpoint examples, as written (on the tiny fixtures)", async (t) => {
+  const { openSafetensors } = await import('../../lib/index.js');
+  const f = await openSafetensors(fixture('tiny_wan.safetensors'));
+  t.match(f.entries.find((e) => e.name === 'blocks.0.ffn.0.weight'), { dtype: 'bfloat16', shape: [64, 32] }, 'from the header alone');
+  t.equal((await f.read('blocks.0.ffn.0.weight')).dtype, 'bfloat16');
+  await f.close();
+  const ckpt = await openPytorchCheckpoint(fixture('tiny_self_forcing.pt'));
+  const { key, tensors } = findStateDict(ckpt.root);
+  t.equal(key, 'generator_ema');
+  t.equal(commonPrefix([...tensors.keys()]), 'model.');
+  t.equal((await ckpt.readTensor(tensors.get('model.blocks.0.ffn.0.weight')!)).dtype, 'bfloat16');
+  await ckpt.close();
+  t.equal(commonPrefix(['module.model.a.weight', 'module.model.b.bias']), 'module.model.', 'wrapper prefixes, repeatedly');
+  t.equal(commonPrefix(['model.a', 'other.b']), '');
+});

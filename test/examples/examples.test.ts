@@ -14,12 +14,14 @@ import { writeSafetensors } from '../../lib/io/safetensors.js';
 import { loadQuantizedModel } from '../../lib/checkpoint/checkpoint.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
 import { Rng } from '../../lib/model/random.js';
-import { small } from '../method/fixtures.js';
+import { EMBEDDED_DEFAULT, type DitConfig } from '../../lib/model/config.js';
 import { qarvdBin } from '../helpers/cli-bin.js';
 
 const examples = path.join(packageRoot, 'examples');
 const stubs = path.join(packageRoot, 'test', 'examples', 'stubs');
 const PROMPTS = ['a red fox running', 'waves at dusk', 'a quiet forest', 'a train in the snow'];
+/** As small as the pipeline allows: the point is the scripts, not the model. */
+const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 64, heads: 2, layers: 1, freqDim: 16, textDim: 8, textLen: 4, latentHeight: 4, latentWidth: 4, framesPerChunk: 1, chunks: 3 };
 
 /** A work folder with a model file and the prompts' features, and a PATH with qarvd, sbatch and kubectl. */
 async function setup() {
@@ -27,8 +29,8 @@ async function setup() {
   const work = path.join(root, 'work');
   const bin = path.join(root, 'bin');
   for (const d of [work, bin]) spawnSync('mkdir', ['-p', d]);
-  await saveSyntheticModel(path.join(work, 'model.safetensors'), small, 3);
-  const features = new Tensor('float32', [PROMPTS.length, 4, small.textDim], new Rng(1).fillNormal(new Float32Array(PROMPTS.length * 4 * small.textDim)));
+  await saveSyntheticModel(path.join(work, 'model.safetensors'), tiny, 3);
+  const features = new Tensor('float32', [PROMPTS.length, 4, tiny.textDim], new Rng(1).fillNormal(new Float32Array(PROMPTS.length * 4 * tiny.textDim)));
   await writeSafetensors(path.join(work, 'prompts.safetensors'), { features }, { prompts: JSON.stringify(PROMPTS) });
   const { script, env } = await qarvdBin();
   // Fewer histogram bins than the default 32768 keep the test fast; nothing else is added.
@@ -61,7 +63,7 @@ t.test('slurm: submit.sh runs sensitivity and calibration as job arrays, each st
   t.same(sensitivity.prompts, PROMPTS, 'the merged result covers every prompt, in order');
   t.equal(sensitivity.shard, null);
   const { model } = await loadQuantizedModel(path.join(work, 'w8a8.safetensors'));
-  t.equal(model.config.name, 'small');
+  t.equal(model.config.name, 'tiny');
 
   // A lost shard: the merge step fails and says which.
   rmSync(path.join(work, 'sensitivity.1.json'));

@@ -41,7 +41,6 @@ export class GlobalRef {
   constructor(readonly qualifiedName: string, readonly impl: PickleGlobal) {}
 }
 
-const MARK = Symbol('mark');
 
 /**
  * Reads a pickle (protocols 2 to 4: the protocol-2 opcodes torch.save writes, and the framing, memo

@@ -116,8 +116,8 @@ export class CausalDit {
 
   /**
    * A model from tensors under Wan's names (every name must be present with its shape; float16 and
-   * bfloat16 tensors, as Wan checkpoints ship, are widened to float32 to be packed and stay as they are
-   * as the float source that floatWeights() widens). Linears become FP32 layers
+   * bfloat16 tensors, as Wan checkpoints ship, are packed as float32 and kept as they are for
+   * floatWeights(), which widens them). Linears become FP32 layers
    * (LinearF32, weights packed once), except the block linears given in `options.layers` (e.g.
    * quantized ones read from a checkpoint): those need no `<name>.weight`/`.bias` in `tensors`, and
    * the model keeps no float weights for them.

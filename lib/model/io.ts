@@ -20,11 +20,11 @@ export async function saveModelWeights(file: string, config: DitConfig, tensors:
 
 /**
  * Loads a model file, tensor by tensor (the file is never held whole in memory; 16-bit weights stay
- * 16-bit in the model's float source and are widened only to be packed). The configuration comes from the file's metadata; for
- * files without one, such as Wan2.1's own diffusion_pytorch_model.safetensors, from the tensor shapes
- * (see inferWanConfig: the heads of Wan's released sizes are known). `config` may name a built-in
- * configuration, or give some fields (for example `{ heads: 8 }`, or the latent size) over what the
- * file says.
+ * 16-bit in the model's float source and are widened only to be packed). The configuration comes
+ * from the file's metadata; for files without one, such as Wan2.1's own
+ * diffusion_pytorch_model.safetensors, from the tensor shapes (see inferWanConfig: the heads of
+ * Wan's released sizes are known). `config` may name a built-in configuration, or give some fields
+ * (for example `{ heads: 8 }`, or the latent size) over what the file says.
  *
  * @example
  * const model = await loadModel('dit.safetensors');

@@ -108,8 +108,11 @@ export class CausalDit {
   readonly config: Readonly<DitConfig>;
   readonly #linears = new Map<string, Linear>();
   readonly #params = new Map<string, Tensor<'float32'>>();
-  /** The float weights the model was built from (referenced, not copied): what quantization starts from. */
-  readonly #source = new Map<string, { weight: Tensor<'float32'>; bias: Tensor<'float32'> }>();
+  /**
+   * The float weights the model was built from (referenced, not copied, in their own dtype: a bf16
+   * checkpoint stays bf16 here and is widened when asked for): what quantization starts from.
+   */
+  readonly #source = new Map<string, { weight: Tensor; bias: Tensor }>();
   readonly #ones: Tensor<'float32'>;
   /** Bumped whenever a cross-attention k or v layer is replaced, so states recompute the context's keys/values. */
   #crossVersion = 0;
@@ -126,7 +129,8 @@ export class CausalDit {
 
   /**
    * A model from tensors under Wan's names (every name must be present with its shape; float16 and
-   * bfloat16 tensors, as Wan checkpoints ship, are widened to float32). Linears become FP32 layers
+   * bfloat16 tensors, as Wan checkpoints ship, are packed as float32 and kept as they are for
+   * floatWeights(), which widens them). Linears become FP32 layers
    * (LinearF32, weights packed once), except the block linears given in `options.layers` (e.g.
    * quantized ones read from a checkpoint): those need no `<name>.weight`/`.bias` in `tensors`, and
    * the model keeps no float weights for them.
@@ -139,14 +143,14 @@ export class CausalDit {
     expectObject(tensors, 'tensors');
     const layers = givenLayers(c, expectObject(options, 'options').layers);
     const model = new CausalDit(c);
-    const float: Record<string, Tensor<'float32'>> = {};
+    const float: Record<string, Tensor> = {};
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       if (layers.has(name.replace(/\.(weight|bias)$/, ''))) continue;
       const t = tensors[name];
       if (!(t instanceof Tensor)) throw new RangeError(`tensors is missing ${name} (shape [${shape.join(', ')}])`);
       if (!['float32', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected tensors['${name}'] to be float32, float16 or bfloat16 but received ${t.dtype}`);
       if (t.shape.join() !== shape.join()) throw new RangeError(`Expected tensors['${name}'] to have shape [${shape.join(', ')}] but received [${t.shape.join(', ')}]`);
-      float[name] = toFloat32(t);
+      float[name] = t;
     }
     const get = (n: string) => float[n];
     for (const name of [...EMBEDDING_LINEARS, ...blockLinears(c).map((l) => l.name)]) {
@@ -157,12 +161,13 @@ export class CausalDit {
       }
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);
-      model.#linears.set(name, LinearF32.fromFloat(w, { bias: get(`${name}.bias`) }));
+      // Packed from float32; a 16-bit source is widened for the packing only.
+      model.#linears.set(name, LinearF32.fromFloat(toFloat32(w), { bias: toFloat32(get(`${name}.bias`)) }));
       model.#source.set(name, { weight: w, bias: get(`${name}.bias`) });
     }
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       const base = name.replace(/\.(weight|bias)$/, '');
-      if (!model.#linears.has(base)) model.#params.set(name, get(name).reshape([shape.reduce((a, b) => a * b, 1)]));
+      if (!model.#linears.has(base)) model.#params.set(name, toFloat32(get(name)).reshape([shape.reduce((a, b) => a * b, 1)]));
     }
     return model;
   }
@@ -179,14 +184,14 @@ export class CausalDit {
     return l;
   }
 
-  /** The full-precision weight [out, in] and bias of a linear, as the model was built. */
+  /** The full-precision weight [out, in] and bias of a linear, as the model was built (float32; widened from bf16/fp16 sources on each call). */
   floatWeights(name: string): { weight: Tensor<'float32'>; bias: Tensor<'float32'> } {
     const s = this.#source.get(name);
     if (!s && this.#linears.has(name)) {
       throw new RangeError(`${name} was loaded as a prebuilt (quantized) layer: the model has no float weights for it`);
     }
     if (!s) throw new RangeError(`Expected a linear layer name such as blocks.0.ffn.0 but received ${describe(name)}`);
-    return s;
+    return { weight: toFloat32(s.weight), bias: toFloat32(s.bias) };
   }
 
   /** Replaces a block linear (for example with a QuantizedLinear); features must match. */
@@ -235,13 +240,21 @@ export class CausalDit {
     return new DitState(this.config, maxFrames);
   }
 
-  /** text_embedding: Linear, GELU (tanh), Linear over a context [textLen, textDim]. */
+  /**
+   * text_embedding (Linear, GELU tanh, Linear) over a context [tokens, textDim] of at most textLen
+   * tokens (float32, or float16/bfloat16 text-encoder output, widened exactly). A shorter context is
+   * zero-padded to textLen first, as Wan pads its T5 features: the padding rows pass through
+   * text_embedding too and the cross-attention attends to them.
+   */
   async embedContext(context: Tensor): Promise<Tensor<'float32'>> {
     const c = this.config;
-    if (!(context instanceof Tensor) || context.dtype !== 'float32' || context.rank !== 2 || context.shape[1] !== c.textDim) {
-      throw new RangeError(`Expected a float32 context of shape [tokens, ${c.textDim}] but received ${describe(context)}`);
+    if (!(context instanceof Tensor) || !['float32', 'float16', 'bfloat16'].includes(context.dtype) || context.rank !== 2 || context.shape[1] !== c.textDim) {
+      throw new RangeError(`Expected a float context of shape [tokens, ${c.textDim}] but received ${describe(context)}${context instanceof Tensor ? ` ${context.dtype} [${context.shape.join(', ')}]` : ''}`);
     }
-    const h = await this.linear('text_embedding.0').forward(context);
+    if (context.shape[0] > c.textLen) throw new RangeError(`Expected a context of at most textLen = ${c.textLen} tokens but received ${context.shape[0]}`);
+    const padded = new Float32Array(c.textLen * c.textDim);
+    padded.set(toFloat32(context).data);
+    const h = await this.linear('text_embedding.0').forward(new Tensor('float32', [c.textLen, c.textDim], padded));
     await gelu(h, { out: h });
     return this.linear('text_embedding.2').forward(h);
   }

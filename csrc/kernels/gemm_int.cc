@@ -102,14 +102,14 @@ struct ABlock {
 
 // Per-thread working space of the packing.
 struct Scratch {
-  AlignedBuffer<float> row;       // the permuted input rows of a panel
-  AlignedBuffer<uint8_t> tmp;     // a panel's quantized rows before interleaving
+  AlignedBuffer<float> row;       // the permuted input row
+  AlignedBuffer<uint8_t> tmp;     // a quantized row segment before it goes to its panel
   AlignedBuffer<int32_t> rowsum;  // one row's group sums
   AlignedBuffer<float> ftile;     // the fp32 register tile
 
   void reserve(const IntPath& path, const PackedInt& layer, const Layout& lay) {
-    if (!layer.perm.empty()) row.reserve(static_cast<size_t>(path.mr * layer.k));
-    tmp.reserve(static_cast<size_t>(path.mr * lay.max_row_bytes));
+    if (!layer.perm.empty()) row.reserve(static_cast<size_t>(layer.k));
+    tmp.reserve(static_cast<size_t>(lay.max_row_bytes));
     rowsum.reserve(static_cast<size_t>(lay.max_groups));
     ftile.reserve(static_cast<size_t>(path.mr * path.np * kIntNr));
   }
@@ -136,7 +136,9 @@ const float* input_row(const RowKernels& kern, const PackedInt& layer, const flo
 }
 
 // Quantizes and packs rows [r0, r0 + rows) of x (block-local rows from `first`, a multiple of mr)
-// into blk, in the path's activation format.
+// into blk, in the path's activation format. Row by row: each input row is permuted (if the layer
+// has a permutation), quantized segment by segment into a small buffer and placed into its panel
+// at once, so that the working set stays a row and the panel being filled.
 void pack_rows(const IntPath& path, const PackedInt& layer, const Layout& lay, const float* x, int64_t m, int64_t r0,
                int64_t first, int64_t rows, int64_t rows_pad, ABlock& blk, Scratch& sc) {
   const RowKernels& kern = *path.rows_kernels;
@@ -144,65 +146,60 @@ void pack_rows(const IntPath& path, const PackedInt& layer, const Layout& lay, c
   const int mr = path.mr;
   for (int64_t pr = first; pr < first + rows; pr += mr) {
     const int64_t rp = pr / mr;
-    // The panel's input rows, permuted once for all segments.
-    const float* xrows[64];
     for (int i = 0; i < mr; ++i) {
-      const int64_t r = r0 + pr + i;
-      xrows[i] = r < m ? input_row(kern, layer, x, r, sc.row.data() + i * layer.k) : nullptr;
-    }
-    for (int s = 0; s < nseg; ++s) {
-      const PackedSegment& seg = layer.segs[s];
-      const bool pairs16 = path.int16_pairs(seg);
-      const bool flip = !pairs16 && path.unsigned_bytes;  // u = s + 128: the sign bit flipped
-      const int64_t row_bytes = lay.a_ld[s];
-      std::memset(sc.tmp.data(), 0, static_cast<size_t>(mr * row_bytes));
-      int32_t* sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * mr;
-      for (int i = 0; i < mr; ++i) {
-        const int64_t lr = pr + i, r = r0 + lr;
+      const int64_t lr = pr + i, r = r0 + lr;
+      const float* xr = r < m ? input_row(kern, layer, x, r, sc.row.data()) : nullptr;
+      for (int s = 0; s < nseg; ++s) {
+        const PackedSegment& seg = layer.segs[s];
+        const bool pairs16 = path.int16_pairs(seg);
+        const bool flip = !pairs16 && path.unsigned_bytes;  // u = s + 128: the sign bit flipped
+        const int64_t row_bytes = lay.a_ld[s];
+        int32_t* sums = blk.sums.data() + lay.sum_off[s] + rp * seg.ngroups * mr;
         const size_t pi = static_cast<size_t>(s * rows_pad + lr);
-        if (r >= m) {
+        uint8_t* tmp = sc.tmp.data();
+        if (!xr) {
+          // A padding row: zero activations (u = 128 for VNNI), zero parameters, so it adds nothing.
+          std::memset(tmp, 0, static_cast<size_t>(row_bytes));
           blk.scale[pi] = 0.0f;
           blk.zero[pi] = blk.zc[pi] = 0;
           for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * mr + i] = 0;
-          continue;
-        }
-        const float* xs = xrows[i] + seg.spec.k0;
-        const QParams qp = segment_params(kern, xs, seg.spec.len, seg.spec.act);
-        const QRange qr = qrange(seg.spec.act.dtype);
-        const float lo = static_cast<float>(qr.qmin - qp.zero_point), hi = static_cast<float>(qr.qmax - qp.zero_point);
-        uint8_t* dst = sc.tmp.data() + i * row_bytes;
-        int32_t zc = 0;
-        if (pairs16) {
-          kern.quant16(xs, seg.spec.len, qp.scale, lo, hi, reinterpret_cast<int16_t*>(dst), seg.group, sc.rowsum.data());
         } else {
-          // Signed bytes xq - 128 * (uint8 activations), whose zero point is zc.
-          zc = qp.zero_point - (seg.spec.act.dtype == QType::kUint8 ? 128 : 0);
-          kern.quant8(xs, seg.spec.len, qp.scale, lo, hi, zc, reinterpret_cast<int8_t*>(dst), seg.group,
-                      sc.rowsum.data());
-          if (flip) {
-            zc += 128;
-            for (int64_t g = 0; g < seg.ngroups; ++g) sc.rowsum[g] += 128 * static_cast<int32_t>(seg.group_len(g));
+          const float* xs = xr + seg.spec.k0;
+          const QParams qp = segment_params(kern, xs, seg.spec.len, seg.spec.act);
+          const QRange qr = qrange(seg.spec.act.dtype);
+          const float lo = static_cast<float>(qr.qmin - qp.zero_point), hi = static_cast<float>(qr.qmax - qp.zero_point);
+          // The padding past the segment is zero (the quantizers write len values).
+          std::memset(tmp + seg.spec.len * (pairs16 ? 2 : 1), 0, static_cast<size_t>(row_bytes - seg.spec.len * (pairs16 ? 2 : 1)));
+          int32_t zc = 0;
+          if (pairs16) {
+            kern.quant16(xs, seg.spec.len, qp.scale, lo, hi, reinterpret_cast<int16_t*>(tmp), seg.group, sc.rowsum.data());
+          } else {
+            // Signed bytes xq - 128 * (uint8 activations), whose zero point is zc.
+            zc = qp.zero_point - (seg.spec.act.dtype == QType::kUint8 ? 128 : 0);
+            kern.quant8(xs, seg.spec.len, qp.scale, lo, hi, zc, reinterpret_cast<int8_t*>(tmp), seg.group, sc.rowsum.data());
+            if (flip) {
+              zc += 128;
+              for (int64_t g = 0; g < seg.ngroups; ++g) sc.rowsum[g] += 128 * static_cast<int32_t>(seg.group_len(g));
+            }
           }
+          for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * mr + i] = sc.rowsum[g];
+          blk.scale[pi] = qp.scale;
+          blk.zero[pi] = qp.zero_point;
+          blk.zc[pi] = zc;
         }
-        for (int64_t g = 0; g < seg.ngroups; ++g) sums[g * mr + i] = sc.rowsum[g];
-        blk.scale[pi] = qp.scale;
-        blk.zero[pi] = qp.zero_point;
-        blk.zc[pi] = zc;
+        uint8_t* out = blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s];
+        const uint32_t mask = flip ? 0x80808080u : 0u;
+        const uint32_t* src = reinterpret_cast<const uint32_t*>(tmp);
+        const int64_t dwords = row_bytes / 4;
+        if (path.row_major && !pairs16) {
+          uint32_t* dst = reinterpret_cast<uint32_t*>(out + i * row_bytes);
+          for (int64_t t = 0; t < dwords; ++t) dst[t] = src[t] ^ mask;
+        } else {
+          // Interleaved dword by dword: [k dword][row].
+          uint32_t* dst = reinterpret_cast<uint32_t*>(out) + i;
+          for (int64_t t = 0; t < dwords; ++t) dst[t * mr] = src[t] ^ mask;
+        }
       }
-      uint8_t* out = blk.data.data() + lay.a_off[s] + rp * lay.a_stride[s];
-      const uint32_t mask = flip ? 0x80808080u : 0u;
-      if (path.row_major && !pairs16) {
-        const uint32_t* src = reinterpret_cast<const uint32_t*>(sc.tmp.data());
-        uint32_t* dst = reinterpret_cast<uint32_t*>(out);
-        for (int64_t t = 0; t < mr * row_bytes / 4; ++t) dst[t] = src[t] ^ mask;
-        continue;
-      }
-      // Interleave the rows dword by dword: [k dword][row].
-      const int64_t dwords = row_bytes / 4;
-      const uint32_t* src = reinterpret_cast<const uint32_t*>(sc.tmp.data());
-      uint32_t* dst = reinterpret_cast<uint32_t*>(out);
-      for (int64_t t = 0; t < dwords; ++t)
-        for (int i = 0; i < mr; ++i) dst[t * mr + i] = src[i * dwords + t] ^ mask;
     }
   }
 }

@@ -70,80 +70,74 @@ void segment_avxvnni(const SegmentArgs& s) {
 
 // ---- AVX-512 VNNI: 12 rows x 32 channels (4 x 64 for a few rows) ----
 
-// out[i * ldo + v * 16 + c] = the products of one group: kpad k of u8 activations (dwords
-// [k/4][MR]) times NP panels of int8 quads (BITS 8) or of 4-bit nibble rows (BITS 4), from quad row
-// 0 of a and b. The accumulators are locals of this one loop, so that they live in registers.
-template <int MR, int NP, int BITS>
-QARVD_TARGET_AVX512VNNI void multiply(const uint8_t* a, const uint8_t* b, int64_t panel_bytes, int64_t kpad,
-                                      int32_t* out, int ldo) {
-  constexpr int kMr = MR;
-  __m512i acc[kMr][NP];
-#pragma GCC unroll 12
-  for (int i = 0; i < kMr; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_setzero_si512();
-  const int32_t* a32 = reinterpret_cast<const int32_t*>(a);
-  if (BITS == 8) {
-    for (int64_t q = 0; q < kpad / 4; ++q) {
-      __m512i w[NP];
-#pragma GCC unroll 4
-      for (int v = 0; v < NP; ++v) w[v] = _mm512_load_si512(reinterpret_cast<const void*>(b + v * panel_bytes + q * 64));
-#pragma GCC unroll 12
-      for (int i = 0; i < kMr; ++i) {
-        const __m512i x = _mm512_set1_epi32(a32[q * kMr + i]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], x, w[v]);
-      }
-    }
-  } else {
-    const __m512i low = _mm512_set1_epi8(0x0f);
-    for (int64_t q = 0; q < kpad / 8; ++q) {
-      __m512i lo[NP], hi[NP];
-#pragma GCC unroll 4
-      for (int v = 0; v < NP; ++v) {
-        const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(b + v * panel_bytes + q * 64));
-        lo[v] = _mm512_and_si512(raw, low);
-        hi[v] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
-      }
-#pragma GCC unroll 12
-      for (int i = 0; i < kMr; ++i) {
-        const __m512i x0 = _mm512_set1_epi32(a32[(2 * q) * kMr + i]);
-        const __m512i x1 = _mm512_set1_epi32(a32[(2 * q + 1) * kMr + i]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[i][v], x0, lo[v]), x1, hi[v]);
-      }
-    }
-  }
-#pragma GCC unroll 12
-  for (int i = 0; i < kMr; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NP; ++v) _mm512_store_si512(reinterpret_cast<void*>(out + i * ldo + v * kIntNr), acc[i][v]);
-}
-
-// One register tile of MR rows and NP panels (the tile's width in the ftile is LDP panels).
-template <int MR, int NP, int LDP>
+// One register tile of MR rows and NP weight panels (the ftile row holds LDP panels), all of the
+// segment's groups: for each group the accumulators start at zero in registers, run over the
+// group's k (u8 activations, dwords [k/4][MR], times int8 quads (BITS 8) or 4-bit nibble rows
+// (BITS 4)), and go through the epilogue straight from the registers. One function, so that the
+// accumulators are locals the compiler keeps in registers.
+template <int MR, int NP, int LDP, int BITS>
 QARVD_TARGET_AVX512VNNI void segment_tiles(const SegmentArgs& s) {
   constexpr int kMr = MR, kLd = LDP * kIntNr;
   const PackedSegment& seg = *s.seg;
   const WeightPanels& w = *s.w;
-  const uint8_t* b = w.bytes.data() + s.panel * w.panel_bytes;
+  const int64_t panel_bytes = w.panel_bytes;
   const bool float_exact = seg.float_exact8 && !s.dbg;
-  alignas(64) int32_t acc[kMr * kLd];
+  const __m512i low = _mm512_set1_epi8(0x0f);
   for (int64_t g = 0; g < seg.ngroups; ++g) {
     const int64_t kk = seg.group_offset_k(g), kpad = round_up(seg.group_len(g), w.step);
-    if (seg.spec.bits == 8) {
-      multiply<MR, NP, 8>(s.a + kk * kMr, b + kk * kIntNr, w.panel_bytes, kpad, acc, kLd);
+    const int32_t* a32 = reinterpret_cast<const int32_t*>(s.a + kk * kMr);
+    const uint8_t* b = w.bytes.data() + s.panel * panel_bytes + (BITS == 8 ? kk * kIntNr : kk * kIntNr / 2);
+    __m512i acc[kMr][NP];
+#pragma GCC unroll 12
+    for (int i = 0; i < kMr; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_setzero_si512();
+    if (BITS == 8) {
+      for (int64_t q = 0; q < kpad / 4; ++q) {
+        __m512i wv[NP];
+#pragma GCC unroll 4
+        for (int v = 0; v < NP; ++v) wv[v] = _mm512_load_si512(reinterpret_cast<const void*>(b + v * panel_bytes + q * 64));
+#pragma GCC unroll 12
+        for (int i = 0; i < kMr; ++i) {
+          const __m512i x = _mm512_set1_epi32(a32[q * kMr + i]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], x, wv[v]);
+        }
+      }
     } else {
-      multiply<MR, NP, 4>(s.a + kk * kMr, b + kk * kIntNr / 2, w.panel_bytes, kpad, acc, kLd);
-    }
-    const bool first = s.first && g == 0;
-    for (int v = 0; v < NP; ++v) {
-      const PanelMeta p = panel_meta(seg, s.panel + v, g);
-      for (int i = 0; i < kMr; ++i) {
-        const __m512i row = _mm512_load_si512(reinterpret_cast<const void*>(acc + i * kLd + v * kIntNr));
-        apply_row(s, p, kMr, i, v, g, first, float_exact, kLd, row);
+      for (int64_t q = 0; q < kpad / 8; ++q) {
+        __m512i lo[NP], hi[NP];
+#pragma GCC unroll 4
+        for (int v = 0; v < NP; ++v) {
+          const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(b + v * panel_bytes + q * 64));
+          lo[v] = _mm512_and_si512(raw, low);
+          hi[v] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+        }
+#pragma GCC unroll 12
+        for (int i = 0; i < kMr; ++i) {
+          const __m512i x0 = _mm512_set1_epi32(a32[(2 * q) * kMr + i]);
+          const __m512i x1 = _mm512_set1_epi32(a32[(2 * q + 1) * kMr + i]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[i][v], x0, lo[v]), x1, hi[v]);
+        }
       }
     }
+    const bool first = s.first && g == 0;
+#pragma GCC unroll 4
+    for (int v = 0; v < NP; ++v) {
+      const PanelMeta p = panel_meta(seg, s.panel + v, g);
+#pragma GCC unroll 12
+      for (int i = 0; i < kMr; ++i) apply_row(s, p, kMr, i, v, g, first, float_exact, kLd, acc[i][v]);
+    }
+  }
+}
+
+template <int MR, int NP, int LDP>
+void segment_tiles(const SegmentArgs& s) {
+  if (s.seg->spec.bits == 8) {
+    segment_tiles<MR, NP, LDP, 8>(s);
+  } else {
+    segment_tiles<MR, NP, LDP, 4>(s);
   }
 }
 

@@ -131,7 +131,17 @@ QParams segment_params(const RowKernels& kern, const float* xs, int64_t len, con
 const float* input_row(const RowKernels& kern, const PackedInt& layer, const float* x, int64_t r, float* dst) {
   const float* src = x + r * layer.k;
   if (layer.perm.empty()) return src;
-  kern.gather(src, layer.perm.data(), layer.k, dst);
+  if (layer.runs.empty()) {
+    kern.gather(src, layer.perm.data(), layer.k, dst);
+  } else {
+    for (const PackedInt::Run& run : layer.runs) {
+      if (run.len == 1) {
+        dst[run.dst] = src[run.src];
+      } else {
+        std::memcpy(dst + run.dst, src + run.src, static_cast<size_t>(run.len) * sizeof(float));
+      }
+    }
+  }
   return dst;
 }
 

@@ -93,6 +93,13 @@ struct PackedSegment {
 struct PackedInt {
   int64_t n = 0, k = 0;
   std::vector<int32_t> perm;  // empty: identity
+  // The permutation as runs of consecutive columns (src, dst, len), when it has few of them (a
+  // dual-scale layer's: its outlier columns, then the others in order): rows are then permuted by
+  // copies, not gathered element by element. Empty: gather.
+  struct Run {
+    int32_t src, dst, len;
+  };
+  std::vector<Run> runs;
   std::vector<PackedSegment> segs;
   WeightLayout primary = WeightLayout::kPairs;  // built with each segment; the other on first use
 

@@ -236,7 +236,19 @@ std::unique_ptr<PackedInt> make_int_layer(int64_t n, int64_t k, const int32_t* p
     }
     bool identity = true;
     for (int64_t j = 0; j < k; ++j) identity = identity && perm[j] == j;
-    if (!identity) layer->perm.assign(perm, perm + k);
+    if (!identity) {
+      layer->perm.assign(perm, perm + k);
+      std::vector<PackedInt::Run> runs;
+      for (int64_t j = 0; j < k; ++j) {
+        if (!runs.empty() && runs.back().src + runs.back().len == perm[j]) {
+          ++runs.back().len;
+        } else {
+          runs.push_back({perm[j], static_cast<int32_t>(j), 1});
+        }
+      }
+      // Copies pay off while runs are long on average; a scattered permutation is gathered.
+      if (static_cast<int64_t>(runs.size()) * 16 <= k) layer->runs = std::move(runs);
+    }
   }
   return layer;
 }

@@ -29,8 +29,8 @@ export {
 export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, gatedResidual, gatedResidualSync, type LayerNormOptions, type RmsNormOptions, type GatedResidualOptions } from './model/ops/norm.js';
 export { gelu, geluSync, silu, siluSync, type ActivationOptions } from './model/ops/activation.js';
 export { rope3d, rope3dSync, ropeSplit, type Rope3dOptions } from './model/ops/rope.js';
-export { attention, attentionSync, type AttentionMask, type AttentionOptions } from './model/ops/attention.js';
-export { KvCache, type KvCacheOptions, type KvCacheAttentionOptions } from './model/ops/kv-cache.js';
+export { attention, attentionSync, ATTENTION_PRECISIONS, type AttentionMask, type AttentionOptions, type AttentionPrecision } from './model/ops/attention.js';
+export { KvCache, KV_CACHE_DTYPES, type KvCacheDtype, type KvCacheOptions, type KvCacheAttentionOptions } from './model/ops/kv-cache.js';
 export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear } from './gemm/linear.js';
 export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
 export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';

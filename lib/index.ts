@@ -35,7 +35,7 @@ export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear 
 export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
 export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
 export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';
-export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions } from './model/dit.js';
+export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions, type StateOptions } from './model/dit.js';
 export { generate, sigmaOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
 export { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
 export { syntheticWeights, encodePrompt, blockLinears, type SyntheticWeights } from './model/weights.js';

@@ -9,11 +9,11 @@ import { LinearF32, type Linear } from '../gemm/linear.js';
 import { gatedResidual, layerNorm, rmsNorm } from './ops/norm.js';
 import { gelu, silu } from './ops/activation.js';
 import { rope3d } from './ops/rope.js';
-import { attention } from './ops/attention.js';
-import { KvCache } from './ops/kv-cache.js';
+import { attention, expectPrecision, type AttentionPrecision } from './ops/attention.js';
+import { KvCache, KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
 import { type DitConfig, checkConfig, tokensPerFrame } from './config.js';
 import { blockLinears, syntheticWeights } from './weights.js';
-import { describe, expectFiniteNumber, expectInteger, expectObject } from '../util/validate.js';
+import { describe, expectFiniteNumber, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
 
 /** Linears outside the blocks: they stay in full precision (as in the reference). */
 const EMBEDDING_LINEARS = ['patch_embedding', 'text_embedding.0', 'text_embedding.2', 'time_embedding.0', 'time_embedding.2', 'time_projection.1', 'head.head'];
@@ -42,6 +42,12 @@ function givenLayers(c: DitConfig, value: unknown): Map<string, Linear> {
   return out;
 }
 
+/** Options of {@link CausalDit.createState}. */
+export interface StateOptions {
+  /** How the KV caches store keys and values: 'fp32' (default), 'bf16' or 'int8' (see KvCacheDtype). */
+  kvCache?: KvCacheDtype;
+}
+
 /** Per-video state: each block's KV cache, the cross-attention keys/values of the context, and how many tokens are committed. */
 export class DitState {
   readonly caches: KvCache[];
@@ -53,10 +59,12 @@ export class DitState {
   /** The model's cross-attention layer version the cached keys/values were computed with. */
   crossVersion = -1;
 
-  constructor(config: DitConfig, maxFrames: number) {
+  constructor(config: DitConfig, maxFrames: number, options: StateOptions = {}) {
     const headDim = config.dim / config.heads;
     const maxTokens = maxFrames * tokensPerFrame(config);
-    this.caches = Array.from({ length: config.layers }, () => new KvCache({ maxTokens, heads: config.heads, headDim }));
+    const o = expectObject(options, 'options');
+    const storage = o.kvCache === undefined ? 'fp32' : expectOneOf(o.kvCache, 'options.kvCache', KV_CACHE_DTYPES);
+    this.caches = Array.from({ length: config.layers }, () => new KvCache({ maxTokens, heads: config.heads, headDim, storage }));
     this.crossKv = new Array(config.layers).fill(undefined);
   }
 
@@ -79,6 +87,8 @@ export interface ForwardOptions {
   state: DitState;
   /** Commit this pass's keys and values (the cache pass after a chunk's last step). Default false. */
   commit?: boolean;
+  /** Precision of self- and cross-attention: 'fp32' (default), 'bf16' or 'int8' (see AttentionPrecision). */
+  attention?: AttentionPrecision;
 }
 
 /**
@@ -216,10 +226,16 @@ export class CausalDit {
     }, 0);
   }
 
-  /** Fresh per-video state with room for `maxFrames` latent frames (default: the whole video). */
-  createState(maxFrames = this.config.framesPerChunk * this.config.chunks): DitState {
+  /**
+   * Fresh per-video state with room for `maxFrames` latent frames (default: the whole video), its KV
+   * caches stored as `options.kvCache` says.
+   *
+   * @example
+   * const state = model.createState(undefined, { kvCache: 'int8' }); // about 0.27x the cache bytes
+   */
+  createState(maxFrames = this.config.framesPerChunk * this.config.chunks, options: StateOptions = {}): DitState {
     expectInteger(maxFrames, 'maxFrames', { min: 1 });
-    return new DitState(this.config, maxFrames);
+    return new DitState(this.config, maxFrames, options);
   }
 
   /** text_embedding: Linear, GELU (tanh), Linear over a context [textLen, textDim]. */
@@ -242,6 +258,7 @@ export class CausalDit {
     const c = this.config;
     const o = expectObject(options, 'options') as unknown as ForwardOptions;
     const timestep = expectFiniteNumber(o.timestep, 'options.timestep', { min: 0, max: 1000 });
+    const precision = expectPrecision(o.attention, 'options.attention');
     if (!(o.state instanceof DitState) || o.state.caches.length !== c.layers) throw new TypeError(`Expected options.state from createState() but received ${describe(o.state)}`);
     if (!(o.context instanceof Tensor) || o.context.rank !== 2 || o.context.shape[1] !== c.dim) {
       throw new RangeError(`Expected options.context of shape [tokens, ${c.dim}] (from embedContext) but received ${describe(o.context)}`);
@@ -281,8 +298,8 @@ export class CausalDit {
       await rope3d(k, { grid, startFrame: state.committedFrames, heads: c.heads, out: k });
       const cache = state.caches[b];
       cache.truncate(state.committedTokens);
-      cache.append(k, v);
-      y = await cache.attention(q.reshape([tokens, c.heads, dim / c.heads]));
+      await cache.appendAsync(k, v);
+      y = await cache.attention(q.reshape([tokens, c.heads, dim / c.heads]), { precision });
       y = await this.linear(`${p}.self_attn.o`).forward(y.reshape([tokens, dim]));
       await gatedResidual(h, y, mod[2], { out: h });
       // Cross-attention to the text context (its keys and values are computed once per state).
@@ -294,7 +311,7 @@ export class CausalDit {
         kv = { k: ck, v: await this.linear(`${p}.cross_attn.v`).forward(o.context) };
         state.crossKv[b] = kv;
       }
-      y = await attention(cq, kv.k, kv.v, { heads: c.heads });
+      y = await attention(cq, kv.k, kv.v, { heads: c.heads, precision });
       y = await this.linear(`${p}.cross_attn.o`).forward(y);
       await gatedResidual(h, y, this.#ones, { out: h });
       // Feed-forward.

@@ -60,7 +60,7 @@ export {
 } from './report/data.js';
 export { calibrate, CalibrationStats, type CalibrateOptions, type LayerStats, type CalibrationStatsJSON } from './method/calibrate.js';
 export { quantizeModel, detectModelOutliers, roundToNearest, type QuantRecipe, type AllocationRecipe, type LayerReport, type QuantizedModel } from './method/quantize.js';
-export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, METHODS, ALLOCATION_BUDGET, type MethodName, type AblationRow, type EvaluationResult, type VideoRequest } from './method/ablation.js';
+export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, METHODS, ALLOCATION_BUDGET, type MethodName, type AblationRow, type AblationOptions, type Generation, type EvaluationResult, type VideoRequest } from './method/ablation.js';
 export { buildLayer, buildLayerSets, fullPrecisionTensors, activationChunks, storedBytes, type LayerSpec, type SegmentSpec } from './method/spec.js';
 export { sensitivityFromPerPrompt } from './schedule/sensitivity.js';
 export { type Backend, BACKENDS, type BackendOptions } from './device/backend.js';

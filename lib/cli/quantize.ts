@@ -15,7 +15,7 @@ import { parseShard, shardRange, type Shard } from './shard.js';
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function recipeOf(setting: keyof typeof SETTINGS, method: MethodName) {
-  return ablationRows(SETTINGS[setting]).find((r) => r.name === method)!;
+  return ablationRows(SETTINGS[setting]).find((r) => r.name === method && !r.generation)!;
 }
 
 /** Chunk weights from a `qarvd sensitivity` result file. */

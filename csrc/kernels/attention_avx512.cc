@@ -15,7 +15,7 @@
 namespace qarvd::attn::QARVD_SIMD_NS {
 namespace {
 
-constexpr int64_t kBq = 96;
+constexpr int64_t kBq = 192;
 constexpr int64_t kBk = 64;
 constexpr int kQkKeys = 8;
 constexpr int kQkQueries = 48;
@@ -257,10 +257,15 @@ QARVD_TARGET_AVX512 void Avx512Kernels::scores(Unit qk, const KeyBlock& b, int64
       }
     }
   }
+  finish_scores(qk, b, rows_p, sc);
+}
+
+QARVD_TARGET_AVX512 void Avx512Kernels::finish_scores(Unit qk, const KeyBlock& b, int64_t rows_p, Scratch& sc) {
+  const int64_t bq = sc.bq;
   if (qk == Unit::kInt8Dot) {
-    // score = (sum - 128 ksum) * kscale * qscale: the unsigned queries' 128 taken back out exactly.
+    // score = (sum - 128 ksum) * kscale * qscale: unsigned queries' 128 taken back out exactly.
     for (int64_t j = 0; j < b.nk; ++j) {
-      const __m512i corr = _mm512_set1_epi32(128 * b.sum[j]);
+      const __m512i corr = _mm512_set1_epi32(sc.int8_unsigned ? 128 * b.sum[j] : 0);
       const __m512 ks = _mm512_set1_ps(b.scale[j]);
       float* row = &sc.st[j * bq];
       for (int64_t i = 0; i < rows_p; i += 16) {
@@ -431,7 +436,31 @@ KeyBlock Avx512Kernels::keys(Unit qk, const Operands& in, const AttentionParams&
     }
     return b;
   }
+  if (qk == Unit::kBf16Dot && in.k.dtype == KvDtype::kInt8 && p.head_dim % 32 == 0) return int8_keys_as_bf16(in.k, p, h, kb, nk, sc);
   return ScalarConversions::keys(qk, in, p, h, kb, nk, sc);
+}
+
+// int8 keys as bfloat16 rows (their integers, exactly), 32 channels a step; the scales go to the scores.
+QARVD_TARGET_AVX512BF16 KeyBlock Avx512Kernels::int8_keys_as_bf16(const KvView& k, const AttentionParams& p, int64_t h, int64_t kb,
+                                                                 int64_t nk, Scratch& sc) {
+  const int64_t d = p.head_dim;
+  uint16_t* buf = reinterpret_cast<uint16_t*>(sc.kbuf.data());
+  for (int64_t j = 0; j < nk; ++j) {
+    const int8_t* src = static_cast<const int8_t*>(k.data) + (kb + j) * k.stride + h * d;
+    for (int64_t c = 0; c < d; c += 32) {
+      const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c))));
+      const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c + 16))));
+      _mm512_storeu_si512(buf + j * sc.ldk + c, from_bh(_mm512_cvtne2ps_pbh(hi, lo)));
+    }
+    sc.kscale[j] = k.scale[(kb + j) * k.scale_stride + h];
+  }
+  KeyBlock b;
+  b.base = buf;
+  b.stride = sc.ldk;
+  b.nk = nk;
+  b.zero = sc.zero.data();
+  b.scale = sc.kscale.data();
+  return b;
 }
 
 ValueBlock Avx512Kernels::values(Unit pv, const Operands& in, const AttentionParams& p, int64_t h, int64_t kb, int64_t nk,

@@ -171,7 +171,8 @@ struct Scratch {
   std::vector<float> qscale;        // kInt8Dot: [bq] per-query scales of the scores
   std::vector<float> st;            // [bk][bq] scores, then probabilities, key-major
   std::vector<uint32_t> ppack;      // kBf16Dot: [bk/2][bq] probability pairs
-  std::vector<float> o;             // [bq][dp] unnormalised outputs
+  std::vector<float> o;             // [bq][dp] unnormalised outputs (AMX: [dp][bq])
+  bool tiles = false;               // AMX: this thread's tiles are configured
   std::vector<float> m, l, alpha;   // running max and sum per query; this block's rescale factor
   std::vector<int32_t> lim;         // visible keys per query
   std::vector<uint8_t> kbuf, vbuf;  // a key or value block converted to the unit's format
@@ -229,11 +230,12 @@ void probabilities_pairs(int64_t nk, int64_t rows_p, bool scaled, Scratch& sc);
 //   void accumulate(Unit pv, const ValueBlock&, int64_t nk, int64_t rows_p, Scratch&): o += P V;
 //   KeyBlock keys(Unit qk, ...), ValueBlock values(Unit pv, ...), void probabilities(Unit pv, ...):
 //       conversions (defaulting to the scalar ones above);
+//   void finalize(out, p, h, q0, rows, Scratch&): the task's outputs, o / l;
 //   void done(Scratch&): the thread's last task is finished (AMX: release the tiles).
 template <class K>
 void run_blocks(const float* q, const Operands& in, float* out, const AttentionParams& p, Unit qk, Unit pv) {
   const PathShape shape = K::shape();
-  const int64_t d = p.head_dim, blocks = (p.q_len + shape.bq - 1) / shape.bq;
+  const int64_t blocks = (p.q_len + shape.bq - 1) / shape.bq;
   const bool fold_v = in.v.dtype == KvDtype::kInt8;
   const bool round_p = p.precision != AttentionPrecision::kFp32;
   auto task = [&](int64_t t, Scratch& sc) {
@@ -243,7 +245,7 @@ void run_blocks(const float* q, const Operands& in, float* out, const AttentionP
     pack_queries(q, p, h, q0, rows, rows_p, qk, sc);
     std::fill(sc.m.begin(), sc.m.end(), kNegInf);
     std::fill(sc.l.begin(), sc.l.end(), 0.0f);
-    std::fill(sc.o.begin(), sc.o.begin() + rows_p * sc.dp, 0.0f);
+    std::fill(sc.o.begin(), sc.o.end(), 0.0f);
     const int64_t kv_end = sc.lim[rows_p - 1];
     for (int64_t kb = 0; kb < kv_end; kb += shape.bk) {
       const int64_t nk = std::min(shape.bk, kv_end - kb);
@@ -254,11 +256,7 @@ void run_blocks(const float* q, const Operands& in, float* out, const AttentionP
       K::probabilities(pv, nk, rows_p, fold_v, round_p, sc);
       K::accumulate(pv, vb, nk, rows_p, sc);
     }
-    for (int64_t r = 0; r < rows; ++r) {
-      const float inv = 1.0f / sc.l[r];
-      float* dst = out + (q0 + r) * p.out_stride + h * d;
-      for (int64_t c = 0; c < d; ++c) dst[c] = sc.o[r * sc.dp + c] * inv;
-    }
+    K::finalize(out, p, h, q0, rows, sc);
   };
   dynamic_for<Scratch>(blocks * p.heads, [&] { return make_scratch(shape, p, qk, pv); }, task, [](Scratch& sc) { K::done(sc); });
 }
@@ -282,6 +280,14 @@ struct ScalarConversions {
       probabilities_pairs(nk, rows_p, scaled, sc);
     } else {
       probabilities_fp32(nk, rows_p, scaled, round, sc);
+    }
+  }
+  // out rows [q0, q0 + rows) of head h = o / l (o as [bq][dp]).
+  static void finalize(float* out, const AttentionParams& p, int64_t h, int64_t q0, int64_t rows, Scratch& sc) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float inv = 1.0f / sc.l[r];
+      float* dst = out + (q0 + r) * p.out_stride + h * p.head_dim;
+      for (int64_t c = 0; c < p.head_dim; ++c) dst[c] = sc.o[r * sc.dp + c] * inv;
     }
   }
   static void done(Scratch&) {}

@@ -3,7 +3,17 @@ export { backends, setThreads, setIsa, measureInt8Peak, ISAS, type Backends, typ
 export { Tensor, checkShape, expectTensor } from './tensor/tensor.js';
 export * from './tensor/dtype.js';
 export { toFloat32, halfToFloat } from './tensor/convert.js';
-export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors.js';
+export {
+  encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic, openSafetensors, writeSafetensorsStream, parseSafetensorsHeader, SafetensorsError,
+  type SafetensorsContent, type SafetensorsFile, type SafetensorsEntry, type StreamedTensor,
+} from './io/safetensors.js';
+export { openZip, ZipError, type ZipArchive, type ZipEntryInfo } from './io/zip.js';
+export { unpickle, PickleError, PickleDict, PickleTuple, type PickleGlobal, type PickleKey, type UnpickleOptions } from './io/pickle.js';
+export {
+  openPytorchCheckpoint, findStateDict, commonPrefix, TorchTensor, CheckpointError, STATE_DICT_KEYS, WRAPPER_PREFIXES,
+  type PytorchCheckpoint, type TorchStorage, type StateDict,
+} from './io/pytorch.js';
+export { readTextFeatures, PROMPTS_METADATA_KEY, type TextFeatures } from './io/text_features.js';
 export { videoMetrics, type VideoMetrics, type VideoMetricsOptions } from './metrics/video.js';
 export { latentsToFrames, channelRanges, frameStrip, encodePng, encodeGif, writePng, writeGif, type RgbaFrames, type LatentImageOptions } from './io/images.js';
 export { allocate, type AllocationItem, type AllocationOption, type AllocationPlan, type AllocateOptions } from './allocation/knapsack.js';
@@ -35,13 +45,17 @@ export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear 
 export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
 export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
 export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';
+export { ForwardProfile } from './model/native_pass.js';
 export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions, type StateOptions } from './model/dit.js';
-export { generate, sigmaOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
+export { generate, sigmaOf, modelTimestepOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
 export { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
 export { syntheticWeights, encodePrompt, blockLinears, type SyntheticWeights } from './model/weights.js';
 export { Rng, hashString } from './model/random.js';
-export { loadModel, saveModelWeights, saveSyntheticModel, namedConfig, CONFIG_METADATA_KEY } from './model/io.js';
-export { DEFAULT_PROMPTS } from './model/prompts.js';
+export { loadModel, saveModelWeights, saveSyntheticModel, namedConfig, modelFileConfig, CONFIG_METADATA_KEY } from './model/io.js';
+export { inferWanConfig, looksLikeWan, WAN_HEADS, type ShapeTable } from './model/wan.js';
+export { convertCheckpoint, type ConvertOptions, type ConvertResult } from './model/convert.js';
+export { modelDigest } from './model/digest.js';
+export { DEFAULT_PROMPTS, promptLabel, type Prompt, type PromptFeatures } from './model/prompts.js';
 export { writeVideos, readVideos, type VideoEntry, type VideoSet } from './io/videos.js';
 export { type Granularity, checkGranularity, scaleShape, numScales } from './primitives/granularity.js';
 export { type Scheme, MIN_SCALE, roundHalfToEven, qparamsFromRange, quantizeValue, dequantizeValue } from './primitives/qparams.js';

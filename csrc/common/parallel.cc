@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -21,8 +22,31 @@ int default_threads() {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
-// Workers sleep on a condition variable and wake for each generation of work. The pool lives for
-// the whole process; it is never destroyed, so no thread is joined during static destruction.
+// Spin-then-sleep: a model pass calls dozens of kernels in a row, each a parallel_for of tens to
+// hundreds of microseconds, so a worker that has just finished waits for the next generation by
+// spinning for a short while before it sleeps on the condition variable (a futex wake-up and a
+// reschedule cost about as much as a small kernel); the caller waits for the last part the same way.
+// The pool lives for the whole process; it is never destroyed, so no thread is joined during static
+// destruction.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or the spin time is up; true when done() held.
+template <typename Done>
+bool spin_until(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return false;
+  }
+}
+
 class Pool {
  public:
   explicit Pool(int workers) { resize(workers); }
@@ -38,14 +62,16 @@ class Pool {
       task_ = &task;
       parts_ = parts;
       next_part_.store(0);
-      pending_ = parts;
+      pending_.store(parts);
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     wake_.notify_all();
     drain();
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return pending_.load() == 0; });
+    }
     task_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -65,7 +91,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -83,18 +109,26 @@ class Pool {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!error_) error_ = std::current_exception();
       }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_all();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // The last part: wake the caller if it went to sleep (taking the mutex orders this with
+        // its check of pending_ under the same mutex).
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_all();
+      }
     }
   }
 
   void loop() {
     uint64_t seen = 0;
     for (;;) {
-      {
+      if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
+      }
+      {
+        // The generation's task and parts were published under the mutex.
+        std::lock_guard<std::mutex> lock(mutex_);
+        seen = generation_.load();
         if (stopping_) return;
       }
       drain();
@@ -108,8 +142,8 @@ class Pool {
   const std::function<void(int)>* task_ = nullptr;
   int parts_ = 0;
   std::atomic<int> next_part_{0};
-  int pending_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
   bool stopping_ = false;
   std::exception_ptr error_;
 };

@@ -67,6 +67,23 @@ void activation(Activation kind, const float* x, float* out, int64_t n) {
   });
 }
 
+Epilogue activation_epilogue(Activation kind) {
+  Epilogue e;
+  e.kind = static_cast<int>(kind);
+  e.apply = [](const Epilogue& e, float* y, int64_t ldy, int64_t, int64_t, int64_t rows, int64_t cols) {
+    // Per element the same function as activation(): the vector one (tails masked) or the scalar one.
+    const Activation k = static_cast<Activation>(e.kind);
+    const bool avx2 = active_isa() >= Isa::kAvx2;
+    for (int64_t i = 0; i < rows; ++i) {
+      float* r = y + i * ldy;
+      if (!avx2) run_scalar(k, r, r, cols);
+      else if (k == Activation::kGeluTanh) map_avx2<gelu8>(r, r, cols);
+      else map_avx2<silu8>(r, r, cols);
+    }
+  };
+  return e;
+}
+
 void exp_vector(const float* x, float* out, int64_t n) {
   if (active_isa() >= Isa::kAvx2) return map_avx2<exp8>(x, out, n);
   for (int64_t i = 0; i < n; ++i) out[i] = std::exp(x[i]);

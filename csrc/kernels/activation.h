@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "epilogue.h"
+
 namespace qarvd {
 
 enum class Activation { kGeluTanh, kSilu };
@@ -11,6 +13,9 @@ enum class Activation { kGeluTanh, kSilu };
 //                x / (1 + exp(-2u)), which has no cancellation for negative x;
 //   SiLU:        x / (1 + exp(-x)).
 void activation(Activation kind, const float* x, float* out, int64_t n);
+
+// The activation as a GEMM epilogue (epilogue.h): y = f(y) on each finished block.
+Epilogue activation_epilogue(Activation kind);
 
 // exp(x) elementwise with the vectorised exp the kernels use (for tests of its accuracy).
 void exp_vector(const float* x, float* out, int64_t n);

@@ -166,6 +166,8 @@ struct Tiles {
       // The part of a row past the configured columns is zeroed.
       std::memset(&s.data[C][i][4 * n], 0, 64 - 4 * n);
     }
+    // And so are the rows past the configured ones.
+    for (int i = m; i < 16; ++i) std::memset(s.data[C][i], 0, 64);
   }
   static float bf16_daz(const uint8_t* p) {
     uint16_t b;

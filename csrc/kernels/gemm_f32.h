@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../common/cpu_features.h"
+#include "epilogue.h"
 #include "gemm_common.h"
 
 namespace qarvd::gemm {
@@ -28,8 +29,20 @@ struct PackedF32 {
 
 PackedF32 pack_f32(const float* w, int64_t n, int64_t k);
 
-// y[M,N] = x[M,K] w^T (+ bias[N] when bias is not null). x and y are row-major and dense.
-void linear_f32(const float* x, int64_t m, const PackedF32& w, const float* bias, float* y);
+// y[M,N] = x[M,K] w^T (+ bias[N] when bias is not null), then the epilogue (if any) on each
+// finished block. x and y are row-major and dense.
+void linear_f32(const float* x, int64_t m, const PackedF32& w, const float* bias, float* y,
+                const Epilogue* post = nullptr);
+
+// Several layers over the same input (q, k and v of one x): one parallel job, and for a few rows x
+// is packed once for all of them. Each layer's result is what linear_f32 would give.
+struct F32Job {
+  const PackedF32* w;
+  const float* bias;
+  float* y;
+  const Epilogue* post;
+};
+void linear_f32_multi(const float* x, int64_t m, const F32Job* jobs, int count);
 
 // The micro-kernel contract, shared by the scalar and SIMD versions: multiplies a packed A panel
 // ([kc][mr]) by `panels` consecutive packed B panels (each [kc][kF32Nr], the next one kc * kF32Nr

@@ -67,7 +67,9 @@ struct Layout {
   Layout(const IntPath& path, const PackedInt& layer, int64_t rows) {
     panels = ceil_div(rows, path.mr);
     for (const auto& s : layer.segs) {
-      const int64_t row_bytes = s.panels(path.layout).len_pad * (path.int16_pairs(s) ? 2 : 1);
+      // Row-major (AMX) rows are padded to whole tile steps; the others to the layout's steps.
+      const int64_t len = path.row_major ? tile_padded_len(s) : s.panels(path.layout).len_pad;
+      const int64_t row_bytes = len * (path.int16_pairs(s) ? 2 : 1);
       a_off.push_back(a_bytes);
       a_ld.push_back(row_bytes);
       a_stride.push_back(row_bytes * path.mr);
@@ -126,10 +128,10 @@ QParams segment_params(const RowKernels& kern, const float* xs, int64_t len, con
 }
 
 // Row r of x in the layer's column order: x itself, or gathered into dst.
-const float* input_row(const PackedInt& layer, const float* x, int64_t r, float* dst) {
+const float* input_row(const RowKernels& kern, const PackedInt& layer, const float* x, int64_t r, float* dst) {
   const float* src = x + r * layer.k;
   if (layer.perm.empty()) return src;
-  for (int64_t j = 0; j < layer.k; ++j) dst[j] = src[layer.perm[j]];
+  kern.gather(src, layer.perm.data(), layer.k, dst);
   return dst;
 }
 
@@ -146,7 +148,7 @@ void pack_rows(const IntPath& path, const PackedInt& layer, const Layout& lay, c
     const float* xrows[64];
     for (int i = 0; i < mr; ++i) {
       const int64_t r = r0 + pr + i;
-      xrows[i] = r < m ? input_row(layer, x, r, sc.row.data() + i * layer.k) : nullptr;
+      xrows[i] = r < m ? input_row(kern, layer, x, r, sc.row.data() + i * layer.k) : nullptr;
     }
     for (int s = 0; s < nseg; ++s) {
       const PackedSegment& seg = layer.segs[s];
@@ -208,7 +210,7 @@ void pack_rows(const IntPath& path, const PackedInt& layer, const Layout& lay, c
 // Output tiles of block rows [first, first + rows) (block-local) against weight panels [p0, p1).
 void compute_tiles(const IntPath& path, const PackedInt& layer, const Layout& lay, const ABlock& blk, int64_t m,
                    int64_t r0, int64_t first, int64_t rows, int64_t rows_pad, int64_t p0, int64_t p1, const float* bias,
-                   float* y, int32_t* dbg, Scratch& sc) {
+                   float* y, int32_t* dbg, const Epilogue* post, Scratch& sc) {
   const int64_t n = layer.n, total_groups = layer.total_groups();
   const int mr = path.mr;
   const int64_t ldf = path.np * kIntNr;
@@ -244,9 +246,28 @@ void compute_tiles(const IntPath& path, const PackedInt& layer, const Layout& la
         path.segment(sa);
         gidx += seg.ngroups;
       }
-      if (!dbg) path.rows_kernels->store(ftile, ldf, bias ? bias + j0 : nullptr, y + row0 * n + j0, n, trows, cols);
+      if (dbg) continue;
+      path.rows_kernels->store(ftile, ldf, bias ? bias + j0 : nullptr, y + row0 * n + j0, n, trows, cols);
+      apply_epilogue(post, y + row0 * n + j0, n, row0, j0, trows, cols);
     }
   }
+}
+
+// Whether two layers quantize and pack x alike on this path (so that one packing serves both).
+bool same_activations(const IntPath& path, const PackedInt& a, const PackedInt& b) {
+  if (a.k != b.k || a.perm != b.perm || a.segs.size() != b.segs.size()) return false;
+  for (size_t s = 0; s < a.segs.size(); ++s) {
+    const PackedSegment &x = a.segs[s], &y = b.segs[s];
+    const ActQuant &p = x.spec.act, &q = y.spec.act;
+    if (x.spec.k0 != y.spec.k0 || x.spec.len != y.spec.len || x.group != y.group ||
+        path.int16_pairs(x) != path.int16_pairs(y) || x.panels(path.layout).len_pad != y.panels(path.layout).len_pad ||
+        tile_padded_len(x) != tile_padded_len(y) ||
+        p.dynamic != q.dynamic || p.dtype != q.dtype || (p.dynamic && p.symmetric != q.symmetric) ||
+        (!p.dynamic && (p.scale != q.scale || p.zero_point != q.zero_point))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void export_params(const PackedInt& layer, const ABlock& blk, int64_t r0, int64_t first, int64_t rows,
@@ -262,34 +283,39 @@ void export_params(const PackedInt& layer, const ABlock& blk, int64_t r0, int64_
 
 }  // namespace
 
-void forward_int(const PackedInt& layer, const float* x, int64_t m, const float* bias, float* y, int32_t* acc,
-                 float* act_scale, int32_t* act_zero) {
-  if (m <= 0) return;
-  if (layer.segs.empty() || layer.segs.back().spec.k0 + layer.segs.back().spec.len != layer.k) {
-    throw std::logic_error("native: the quantized layer's segments do not cover its inputs");
-  }
-  const IntPath& path = path_of(int_path(), m);
-  layer.ensure_layout(path.layout);
+namespace {
+
+// The jobs (all alike in their activations) run as one: per block of rows, x is packed once, then
+// every job's tiles. acc, act_scale and act_zero (debug outputs) only with a single job.
+void run_jobs(const IntPath& path, const float* x, int64_t m, const IntJob* jobs, int count, int32_t* acc,
+              float* act_scale, int32_t* act_zero) {
+  const PackedInt& first_layer = *jobs[0].layer;
+  for (int j = 0; j < count; ++j) jobs[j].layer->ensure_layout(path.layout);
   const int threads = num_threads();
-  const int64_t npanels = ceil_div(layer.n, kIntNr);
+  int64_t npanels = 0;  // of all jobs
+  for (int j = 0; j < count; ++j) npanels += ceil_div(jobs[j].layer->n, kIntNr);
   const int64_t block = path.block_rows;
   const int64_t mblocks = ceil_div(m, block);
 
   if (mblocks >= 2 * threads || npanels <= path.np) {
     // Fused: each block of rows is quantized and packed by the thread that multiplies it, so the
     // quantized activations never leave that core's caches.
-    const Layout lay(path, layer, block);
+    const Layout lay(path, first_layer, block);
     std::atomic<int64_t> next{0};
     parallel_for(std::min<int64_t>(threads, mblocks), 1, [&](int64_t, int64_t, int) {
       ABlock& blk = t_block;
       Scratch& sc = t_scratch;
-      blk.reserve(layer, lay, block);
-      sc.reserve(path, layer, lay);
+      blk.reserve(first_layer, lay, block);
+      sc.reserve(path, first_layer, lay);
       for (int64_t b = next.fetch_add(1); b < mblocks; b = next.fetch_add(1)) {
         const int64_t r0 = b * block, rows = std::min(block, m - r0);
-        pack_rows(path, layer, lay, x, m, r0, 0, rows, block, blk, sc);
-        export_params(layer, blk, r0, 0, rows, block, m, act_scale, act_zero);
-        compute_tiles(path, layer, lay, blk, m, r0, 0, rows, block, 0, npanels, bias, y, acc, sc);
+        pack_rows(path, first_layer, lay, x, m, r0, 0, rows, block, blk, sc);
+        export_params(first_layer, blk, r0, 0, rows, block, m, act_scale, act_zero);
+        for (int j = 0; j < count; ++j) {
+          const IntJob& job = jobs[j];
+          compute_tiles(path, *job.layer, lay, blk, m, r0, 0, rows, block, 0, ceil_div(job.layer->n, kIntNr), job.bias,
+                        job.y, acc, job.post, sc);
+        }
       }
       if (path.finish) path.finish();
     });
@@ -297,32 +323,72 @@ void forward_int(const PackedInt& layer, const float* x, int64_t m, const float*
   }
 
   // Few rows: pack all of them first (in parallel over row panels), then share the output tiles,
-  // split over the weight panels as well, among the threads.
+  // split over the weight panels of every job as well, among the threads.
   const int64_t rows_pad = round_up(m, path.mr);
-  const Layout lay(path, layer, rows_pad);
-  ABlock blk;
-  blk.reserve(layer, lay, rows_pad);
+  const Layout lay(path, first_layer, rows_pad);
+  // The calling thread's block (its workers only read it), reused from call to call.
+  ABlock& blk = t_block;
+  blk.reserve(first_layer, lay, rows_pad);
   const int64_t rpanels = rows_pad / path.mr;
   parallel_for(rpanels, 1, [&](int64_t begin, int64_t end, int) {
     Scratch& sc = t_scratch;
-    sc.reserve(path, layer, lay);
-    pack_rows(path, layer, lay, x, m, 0, begin * path.mr, (end - begin) * path.mr, rows_pad, blk, sc);
+    sc.reserve(path, first_layer, lay);
+    pack_rows(path, first_layer, lay, x, m, 0, begin * path.mr, (end - begin) * path.mr, rows_pad, blk, sc);
   });
-  export_params(layer, blk, 0, 0, m, rows_pad, m, act_scale, act_zero);
+  export_params(first_layer, blk, 0, 0, m, rows_pad, m, act_scale, act_zero);
   const int64_t pchunk = round_up(std::max<int64_t>(1, ceil_div(npanels, 4 * threads)), path.np);
-  const int64_t pchunks = ceil_div(npanels, pchunk);
-  const int64_t tiles = pchunks * mblocks;
+  // Chunks of panels job by job: chunk c of job j covers its panels [c * pchunk, ...).
+  std::vector<int64_t> chunk_start(static_cast<size_t>(count) + 1, 0);
+  for (int j = 0; j < count; ++j) chunk_start[j + 1] = chunk_start[j] + ceil_div(ceil_div(jobs[j].layer->n, kIntNr), pchunk);
+  const int64_t tiles = chunk_start[count] * mblocks;
   std::atomic<int64_t> next{0};
   parallel_for(std::min<int64_t>(threads, tiles), 1, [&](int64_t, int64_t, int) {
     Scratch& sc = t_scratch;
-    sc.reserve(path, layer, lay);
+    sc.reserve(path, first_layer, lay);
     for (int64_t t = next.fetch_add(1); t < tiles; t = next.fetch_add(1)) {
       const int64_t first = (t % mblocks) * block, rows = std::min(block, m - first);
-      const int64_t p0 = (t / mblocks) * pchunk, p1 = std::min(npanels, p0 + pchunk);
-      compute_tiles(path, layer, lay, blk, m, 0, first, rows, rows_pad, p0, p1, bias, y, acc, sc);
+      int64_t c = t / mblocks;
+      int j = 0;
+      while (c >= chunk_start[j + 1]) ++j;
+      c -= chunk_start[j];
+      const IntJob& job = jobs[j];
+      const int64_t p0 = c * pchunk, p1 = std::min(ceil_div(job.layer->n, kIntNr), p0 + pchunk);
+      compute_tiles(path, *job.layer, lay, blk, m, 0, first, rows, rows_pad, p0, p1, job.bias, job.y, acc, job.post, sc);
     }
     if (path.finish) path.finish();
   });
+}
+
+void check_covered(const PackedInt& layer) {
+  if (layer.segs.empty() || layer.segs.back().spec.k0 + layer.segs.back().spec.len != layer.k) {
+    throw std::logic_error("native: the quantized layer's segments do not cover its inputs");
+  }
+}
+
+}  // namespace
+
+void forward_int(const PackedInt& layer, const float* x, int64_t m, const float* bias, float* y, int32_t* acc,
+                 float* act_scale, int32_t* act_zero, const Epilogue* post) {
+  if (m <= 0) return;
+  check_covered(layer);
+  const IntJob job{&layer, bias, y, post};
+  run_jobs(path_of(int_path(), m), x, m, &job, 1, acc, act_scale, act_zero);
+}
+
+void forward_int_multi(const float* x, int64_t m, const IntJob* jobs, int count) {
+  if (m <= 0 || count <= 0) return;
+  const IntPath& path = path_of(int_path(), m);
+  for (int j = 0; j < count; ++j) {
+    check_covered(*jobs[j].layer);
+    jobs[j].layer->ensure_layout(path.layout);
+  }
+  // Runs of consecutive jobs that pack x alike go together.
+  for (int j = 0; j < count;) {
+    int e = j + 1;
+    while (e < count && same_activations(path, *jobs[j].layer, *jobs[e].layer)) ++e;
+    run_jobs(path, x, m, jobs + j, e - j, nullptr, nullptr, nullptr);
+    j = e;
+  }
 }
 
 double int_peak_ops_per_second(double seconds, const char** isa) {
@@ -385,7 +451,7 @@ void forward_int_emulated(const PackedInt& layer, const float* x, int64_t m, con
     Scratch& sc = t_scratch;
     if (!layer.perm.empty()) sc.row.reserve(static_cast<size_t>(k));
     for (int64_t r = begin; r < end; ++r) {
-      const float* xr = input_row(layer, x, r, sc.row.data());
+      const float* xr = input_row(kern, layer, x, r, sc.row.data());
       for (const PackedSegment& seg : layer.segs) {
         const QParams qp = segment_params(kern, xr + seg.spec.k0, seg.spec.len, seg.spec.act);
         const QRange qr = qrange(seg.spec.act.dtype);

@@ -137,8 +137,20 @@ void export_segment(const PackedInt& layer, int seg, int8_t* q, float* scale, in
 // y[m, n] = the layer applied to x[m, k] (+ bias). When acc is not null, the int32 accumulators
 // acc[m][n][G] (G = total_groups, segment-major) are written instead of y. act_scale / act_zero
 // ([m][segments]) receive the activation quantization parameters used, when not null.
+// The epilogue (if any) runs on each finished block of y.
 void forward_int(const PackedInt& layer, const float* x, int64_t m, const float* bias, float* y, int32_t* acc,
-                 float* act_scale, int32_t* act_zero);
+                 float* act_scale, int32_t* act_zero, const Epilogue* post = nullptr);
+
+// Several quantized layers over the same input x (q, k and v): one parallel job; where the layers
+// quantize their activations alike (same permutation, segments and activation quantizers) x is
+// quantized and packed once for all. Each layer's result is what forward_int would give.
+struct IntJob {
+  const PackedInt* layer;
+  const float* bias;
+  float* y;
+  const Epilogue* post;
+};
+void forward_int_multi(const float* x, int64_t m, const IntJob* jobs, int count);
 
 // The same layer emulated in floating point: activations fake-quantized with exactly the parameters
 // forward_int uses, weights dequantized, then the FP32 GEMM.

@@ -19,9 +19,11 @@ constexpr int kMr = 32;
 constexpr int kNp = 2;
 constexpr int kTileRows = 16;
 
-// Per-thread: the configured K step (0: tiles not configured) and the widened 4-bit weights.
+// Per-thread: the configured K step (0: tiles not configured), the widened 4-bit weights and the
+// zero-padded weight rows of a last, partial tile step.
 struct AmxThread {
   int64_t kstep = 0;
+  alignas(64) uint8_t tail[kNp][16 * 64];
   const PackedSegment* wide_seg = nullptr;  // whose panels are in `wide`
   int64_t wide_panel = -1;
   int wide_panels = 0;
@@ -51,17 +53,22 @@ QARVD_TARGET_AMX void configure(int64_t kstep) {
   t.kstep = kstep;
 }
 
+// Bytes per panel of the widened 4-bit weights: the segment padded to whole tile steps (zeros).
+int64_t wide_panel_bytes(const PackedSegment& seg) { return tile_padded_len(seg) * kIntNr; }
+
 // The weights of panels [panel, panel + panels) of a 4-bit segment as int8 quad rows (the 8-bit
-// layout), widened from the nibbles once and reused while the thread stays on these panels.
+// layout) padded to whole tile steps, widened from the nibbles once and reused while the thread
+// stays on these panels.
 QARVD_TARGET_AVX512VNNI const uint8_t* widened(const PackedSegment& seg, const WeightPanels& w, int64_t panel, int panels) {
   AmxThread& t = t_amx;
-  const int64_t wide_bytes = w.len_pad * kIntNr;  // per panel
+  const int64_t wide_bytes = wide_panel_bytes(seg);
   if (t.wide_seg == &seg && t.wide_panel == panel && t.wide_panels == panels) return t.wide.data();
   t.wide.reserve(static_cast<size_t>(kNp * wide_bytes));
   const __m512i low = _mm512_set1_epi8(0x0f);
   for (int v = 0; v < panels; ++v) {
     const uint8_t* src = w.bytes.data() + (panel + v) * w.panel_bytes;
     uint8_t* dst = t.wide.data() + v * wide_bytes;
+    std::memset(dst + w.len_pad * kIntNr, 0, static_cast<size_t>(wide_bytes - w.len_pad * kIntNr));
     for (int64_t r = 0; r < w.len_pad / 8; ++r) {
       const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(src + r * 64));
       _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r) * 64), _mm512_and_si512(raw, low));
@@ -78,11 +85,14 @@ template <int NP>
 QARVD_TARGET_AMX void segment_tiles(const SegmentArgs& s) {
   const PackedSegment& seg = *s.seg;
   const WeightPanels& w = *s.w;
-  const int64_t kstep = w.step;
+  const int64_t kstep = tile_k_step(seg);
   configure(kstep);
-  // Weight panels as int8 quad rows: the packed ones (8-bit) or the widened copy (4-bit).
-  const uint8_t* b = seg.spec.bits == 8 ? w.bytes.data() + s.panel * w.panel_bytes : widened(seg, w, s.panel, NP);
-  const int64_t b_panel = seg.spec.bits == 8 ? w.panel_bytes : w.len_pad * kIntNr;
+  // Weight panels as int8 quad rows: the packed ones (8-bit, padded to the VNNI step of 4) or the
+  // widened copy (4-bit, padded to whole tile steps).
+  const bool wide = seg.spec.bits == 4;
+  const uint8_t* b = wide ? widened(seg, w, s.panel, NP) : w.bytes.data() + s.panel * w.panel_bytes;
+  const int64_t b_panel = wide ? wide_panel_bytes(seg) : w.panel_bytes;
+  const int64_t b_len = wide ? tile_padded_len(seg) : w.len_pad;  // k covered by each panel's rows
   const uint8_t* a0 = s.a;
   const uint8_t* a1 = s.a + kTileRows * s.a_ld;
   alignas(64) int32_t acc[kMr][kNp * kIntNr];
@@ -96,13 +106,26 @@ QARVD_TARGET_AMX void segment_tiles(const SegmentArgs& s) {
       Tiles::zero<3>();
     }
     for (int64_t k0 = kk; k0 < kk + kpad; k0 += kstep) {
+      // A last step past the panel's rows takes them from a zero-padded copy.
+      const uint8_t* b0 = b + k0 * kIntNr;
+      const uint8_t* b1 = b + b_panel + k0 * kIntNr;
+      if (k0 + kstep > b_len) {
+        AmxThread& t = t_amx;
+        const size_t valid = static_cast<size_t>((b_len - k0) * kIntNr), all = static_cast<size_t>(kstep * kIntNr);
+        for (int v = 0; v < NP; ++v) {
+          std::memcpy(t.tail[v], b + v * b_panel + k0 * kIntNr, valid);
+          std::memset(t.tail[v] + valid, 0, all - valid);
+        }
+        b0 = t.tail[0];
+        b1 = t.tail[NP > 1 ? 1 : 0];
+      }
       Tiles::load<4>(a0 + k0, s.a_ld);
       Tiles::load<5>(a1 + k0, s.a_ld);
-      Tiles::load<6>(b + k0 * kIntNr, 64);
+      Tiles::load<6>(b0, 64);
       Tiles::dpbssd<0, 4, 6>();
       Tiles::dpbssd<2, 5, 6>();
       if (NP > 1) {
-        Tiles::load<7>(b + b_panel + k0 * kIntNr, 64);
+        Tiles::load<7>(b1, 64);
         Tiles::dpbssd<1, 4, 7>();
         Tiles::dpbssd<3, 5, 7>();
       }

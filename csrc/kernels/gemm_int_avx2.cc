@@ -339,9 +339,18 @@ QARVD_AVX2 void quant8_avx2(const float* x, int64_t n, float scale, float lo, fl
   }
 }
 
+QARVD_AVX2 void gather_avx2(const float* x, const int32_t* perm, int64_t n, float* out) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(perm + j));
+    _mm256_storeu_ps(out + j, _mm256_i32gather_ps(x, idx, 4));
+  }
+  for (; j < n; ++j) out[j] = x[perm[j]];
+}
+
 }  // namespace
 
-const RowKernels kRowKernelsAvx2 = {minmax_avx2, quant16_avx2, quant8_avx2, store_avx2};
+const RowKernels kRowKernelsAvx2 = {minmax_avx2, quant16_avx2, quant8_avx2, store_avx2, gather_avx2};
 const IntPath kIntAvx2 = {WeightLayout::kPairs, kSmallMr, 1, false, false, 64, &kRowKernelsAvx2, segment_avx2};
 
 }  // namespace qarvd::gemm

@@ -50,6 +50,8 @@ struct RowKernels {
                  int64_t group, int32_t* sums);
   // y[i * ldy + j] = ftile[i * ldf + j] (+ bias[j]) for i < rows, j < cols.
   void (*store)(const float* ftile, int64_t ldf, const float* bias, float* y, int64_t ldy, int rows, int cols);
+  // out[j] = x[perm[j]] for j < n (a dual-scale layer's column order).
+  void (*gather)(const float* x, const int32_t* perm, int64_t n, float* out);
 };
 
 extern const RowKernels kRowKernelsScalar;
@@ -93,6 +95,17 @@ extern const IntPath kIntAvx512Vnni;
 extern const IntPath kIntAvx512VnniFew;
 extern const IntPath kIntAmx;
 }  // namespace emulated
+
+// The K step of a segment's AMX tiles: 64, or 32 or 16 for groups that are not multiples of 64 (so
+// that group boundaries fall on tile steps), and the length its row-major activations are padded
+// to: the last group rounded up to whole tile steps, zeros past the segment.
+inline int64_t tile_k_step(const PackedSegment& s) {
+  if (s.ngroups == 1 || s.group % 64 == 0) return 64;
+  return s.group % 32 == 0 ? 32 : 16;
+}
+inline int64_t tile_padded_len(const PackedSegment& s) {
+  return (s.ngroups - 1) * s.group + round_up(s.group_len(s.ngroups - 1), tile_k_step(s));
+}
 
 // The path forward_int takes now (the kernel table behind int_path()).
 const IntPath& current_int_path();

@@ -52,12 +52,10 @@ PackedSegment& begin_segment(PackedInt& layer, const SegmentSpec& spec) {
   return s;
 }
 
-// K per step of a layout: pairs follow their kernels' steps; quads pad to AMX tile steps (64 k, or
-// 32 or 16 for groups that are not multiples of 64), which the VNNI kernels' steps (4 and 8) divide.
+// K per step of a layout: the kernels' steps (pairs: 2 and 8; quads: 4 and 8).
 int64_t layout_step(const PackedSegment& s, WeightLayout l) {
   if (l == WeightLayout::kPairs) return s.spec.bits == 8 ? 2 : 8;
-  if (s.ngroups == 1 || s.group % 64 == 0) return 64;
-  return s.group % 32 == 0 ? 32 : 16;
+  return s.spec.bits == 8 ? 4 : 8;
 }
 
 void plan_layout(const PackedInt& layer, PackedSegment& s, WeightLayout l) {

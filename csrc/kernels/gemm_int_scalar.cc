@@ -113,9 +113,13 @@ void quant8_scalar(const float* x, int64_t n, float scale, float lo, float hi, i
   }
 }
 
+void gather_scalar(const float* x, const int32_t* perm, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = x[perm[j]];
+}
+
 }  // namespace
 
-const RowKernels kRowKernelsScalar = {minmax_scalar, quant16_scalar, quant8_scalar, store_scalar};
+const RowKernels kRowKernelsScalar = {minmax_scalar, quant16_scalar, quant8_scalar, store_scalar, gather_scalar};
 const IntPath kIntScalar = {WeightLayout::kPairs, kSmallMr, 1, false, false, 64, &kRowKernelsScalar, segment_scalar};
 
 }  // namespace qarvd::gemm

@@ -241,6 +241,14 @@ void rms_norm(const float* x, float* out, NormShape s, float eps, const float* w
   });
 }
 
+void rms_norm_row(const float* x, float* out, int64_t dim, float eps, const float* weight) {
+  if (active_isa() >= Isa::kAvx2) {
+    (weight ? rms_norm_row_avx2<true> : rms_norm_row_avx2<false>)(x, out, dim, eps, weight);
+  } else {
+    rms_norm_row_scalar(x, out, dim, eps, weight);
+  }
+}
+
 void gated_residual(const float* x, const float* y, const float* gate, float* out, NormShape s, int64_t groups) {
   check_groups(s, groups);
   const int64_t per_group = s.rows / groups;
@@ -259,6 +267,27 @@ void gated_residual(const float* x, const float* y, const float* gate, float* ou
       }
     }
   });
+}
+
+Epilogue gated_residual_epilogue(const float* gate, float* residual, int64_t ld_residual) {
+  Epilogue e;
+  e.gate = gate;
+  e.residual = residual;
+  e.ld_residual = ld_residual;
+  e.apply = [](const Epilogue& e, float* y, int64_t ldy, int64_t row0, int64_t col0, int64_t rows, int64_t cols) {
+    const bool avx2 = active_isa() >= Isa::kAvx2;
+    const float* g = e.gate + col0;
+    for (int64_t i = 0; i < rows; ++i) {
+      float* r = e.residual + (row0 + i) * e.ld_residual + col0;
+      const float* yi = y + i * ldy;
+      if (avx2) {
+        gated_row_avx2(r, yi, g, r, cols);
+      } else {
+        for (int64_t j = 0; j < cols; ++j) r[j] = r[j] + yi[j] * g[j];
+      }
+    }
+  };
+  return e;
 }
 
 }  // namespace qarvd

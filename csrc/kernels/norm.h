@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "epilogue.h"
+
 namespace qarvd {
 
 struct NormShape {
@@ -22,7 +24,14 @@ void layer_norm(const float* x, float* out, NormShape s, float eps, const float*
 // y = x / sqrt(mean(x^2) + eps) * weight (weight may be null). out may equal x.
 void rms_norm(const float* x, float* out, NormShape s, float eps, const float* weight);
 
+// One row of rms_norm (the same code path rms_norm takes), for kernels that fuse it.
+void rms_norm_row(const float* x, float* out, int64_t dim, float eps, const float* weight);
+
 // out = x + y * gate[g] (gate [groups, dim]). out may equal x or y.
 void gated_residual(const float* x, const float* y, const float* gate, float* out, NormShape s, int64_t groups);
+
+// The gated residual as a GEMM epilogue (epilogue.h): residual[i][j] += y[i][j] * gate[j] for each
+// finished block of y (the GEMM's output, then scratch), with gated_residual's float operations.
+Epilogue gated_residual_epilogue(const float* gate, float* residual, int64_t ld_residual);
 
 }  // namespace qarvd

@@ -7,6 +7,7 @@
 
 #include "../common/cpu_features.h"
 #include "../common/parallel.h"
+#include "norm.h"
 #include "simd_math.h"
 
 namespace qarvd {
@@ -71,8 +72,16 @@ struct Tables {
 // the parts whose position changed are refreshed: the width part every token, the height part every
 // row, the frame part every frame.
 // Not itself compiled for AVX2: the scalar instantiation must run on any x86-64.
+// An RMSNorm of each token's row before the rotation (rms_norm_rope_3d), or none.
+struct RmsBefore {
+  bool on = false;
+  float eps = 0;
+  const float* weight = nullptr;
+};
+
 template <bool kAvx2>
-void rope_range(const float* x, float* out, const RopeShape& s, const Tables& t, int64_t b, int64_t e) {
+void rope_range(const float* x, float* out, const RopeShape& s, const Tables& t, int64_t b, int64_t e,
+                RmsBefore rms = {}) {
   const int64_t d = s.head_dim, row = s.heads * d, hw = s.height * s.width;
   const int64_t p0 = t.part[0].size, p1 = t.part[1].size, p2 = t.part[2].size;
   std::vector<float> c(d), sn(d);
@@ -95,8 +104,10 @@ void rope_range(const float* x, float* out, const RopeShape& s, const Tables& t,
       c[p0 + p1 + j] = wc[j];
       sn[p0 + p1 + j] = ws[j];
     }
+    if (rms.on) rms_norm_row(x + tok * row, out + tok * row, row, rms.eps, rms.weight);
+    const float* xt = rms.on ? out : x;
     for (int64_t h = 0; h < s.heads; ++h) {
-      const float* xi = x + tok * row + h * d;
+      const float* xi = xt + tok * row + h * d;
       float* yi = out + tok * row + h * d;
       if (kAvx2) {
         rotate_avx2(xi, yi, c.data(), sn.data(), d);
@@ -115,6 +126,9 @@ void rope_range(const float* x, float* out, const RopeShape& s, const Tables& t,
   }
 }
 
+// Splits n tokens into at most this many ranges of at least `grain` tokens.
+int64_t ceil_tokens(int64_t n, int64_t grain) { return std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)); }
+
 }  // namespace
 
 void rope_split(int64_t head_dim, int64_t parts[3]) {
@@ -124,20 +138,48 @@ void rope_split(int64_t head_dim, int64_t parts[3]) {
   parts[2] = 2 * sixth;
 }
 
-void rope_3d(const float* x, float* out, const RopeShape& s) {
+namespace {
+
+Tables tables_for(const RopeShape& s) {
   if (s.head_dim < 6 || s.head_dim % 2 != 0) throw std::range_error("rope_3d: head_dim must be even and >= 6");
   if (s.tokens != s.frames * s.height * s.width) throw std::range_error("rope_3d: tokens != frames * height * width");
   int64_t parts[3];
   rope_split(s.head_dim, parts);
-  const Tables t{{make_table(parts[0], s.start_frame, s.frames, s.theta), make_table(parts[1], 0, s.height, s.theta),
-                  make_table(parts[2], 0, s.width, s.theta)}};
+  return Tables{{make_table(parts[0], s.start_frame, s.frames, s.theta), make_table(parts[1], 0, s.height, s.theta),
+                 make_table(parts[2], 0, s.width, s.theta)}};
+}
+
+int64_t token_grain(const RopeShape& s) { return std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(s.heads * s.head_dim, 1)); }
+
+}  // namespace
+
+void rope_3d(const float* x, float* out, const RopeShape& s) {
+  const Tables t = tables_for(s);
   const bool avx2 = active_isa() >= Isa::kAvx2;
-  const int64_t grain = std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(s.heads * s.head_dim, 1));
-  parallel_for(s.tokens, grain, [&](int64_t b, int64_t e, int) {
+  parallel_for(s.tokens, token_grain(s), [&](int64_t b, int64_t e, int) {
     if (avx2) {
       rope_range<true>(x, out, s, t, b, e);
     } else {
       rope_range<false>(x, out, s, t, b, e);
+    }
+  });
+}
+
+void rms_norm_rope_3d(const RmsRopeTarget* targets, int count, float eps, const RopeShape& s) {
+  const Tables t = tables_for(s);
+  const bool avx2 = active_isa() >= Isa::kAvx2;
+  // Ranges of tokens of every target, so that both tensors share the threads.
+  const int64_t per = ceil_tokens(s.tokens, token_grain(s));
+  parallel_for(count * per, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; ++r) {
+      const RmsRopeTarget& tg = targets[r / per];
+      const int64_t t0 = (r % per) * s.tokens / per, t1 = (r % per + 1) * s.tokens / per;
+      const RmsBefore rms{true, eps, tg.weight};
+      if (avx2) {
+        rope_range<true>(tg.x, tg.x, s, t, t0, t1, rms);
+      } else {
+        rope_range<false>(tg.x, tg.x, s, t, t0, t1, rms);
+      }
     }
   });
 }

@@ -25,4 +25,12 @@ void rope_split(int64_t head_dim, int64_t parts[3]);
 // out = rotated x; out may equal x.
 void rope_3d(const float* x, float* out, const RopeShape& s);
 
+// RMSNorm over each token's row (heads * head_dim, with its weight), then the rotation, in place,
+// for several tensors of the same shape (q and k) in one pass: the result of rms_norm then rope_3d.
+struct RmsRopeTarget {
+  float* x;
+  const float* weight;  // may be null
+};
+void rms_norm_rope_3d(const RmsRopeTarget* targets, int count, float eps, const RopeShape& s);
+
 }  // namespace qarvd

@@ -1,13 +1,11 @@
 // Bindings of the GEMM family (csrc/kernels/gemm_f32.h, gemm_int.h). Packed weights live in native
-// memory owned by a napi External: the garbage collector frees them with the JS object that holds
-// the handle, and V8 is told their size so that it collects under memory pressure. Each External is
-// type-tagged with its kind, so a handle of one layer type passed to another's function is a
-// TypeError rather than a misread buffer.
+// memory owned by type-tagged napi Externals (gemm_handles.h).
 #include <memory>
 #include <string>
 
 #include "../kernels/gemm_f32.h"
 #include "../kernels/gemm_int.h"
+#include "gemm_handles.h"
 #include "util.h"
 
 namespace {
@@ -16,37 +14,11 @@ using qarvd::gemm::PackedF32;
 using qarvd::gemm::PackedInt;
 namespace qn = qarvd::napi;
 
-constexpr napi_type_tag kF32Tag = {0x7161727664663332ULL, 0x67656d6d5f663332ULL};  // "qarvdf32", "gemm_f32"
-constexpr napi_type_tag kIntTag = {0x7161727664696e74ULL, 0x67656d6d5f696e74ULL};  // "qarvdint", "gemm_int"
-
-// The handle's payload: the packed weights and the bytes reported to V8 for them.
-template <typename T>
-struct Holder {
-  std::unique_ptr<T> value;
-  int64_t reported = 0;
-};
-
-template <typename T>
-Napi::External<Holder<T>> wrap(Napi::Env env, std::unique_ptr<T> value, const napi_type_tag& tag, int64_t bytes) {
-  auto* holder = new Holder<T>{std::move(value), bytes};
-  auto ext = Napi::External<Holder<T>>::New(env, holder, [](Napi::Env env, Holder<T>* h) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, -h->reported);
-    delete h;
-  });
-  ext.TypeTag(&tag);
-  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
-  return ext;
-}
-
-template <typename T>
-Holder<T>& unwrap(const Napi::CallbackInfo& info, size_t index, const napi_type_tag& tag, const char* what) {
-  Napi::Value v = info[index];
-  if (!v.IsExternal() || !v.As<Napi::External<Holder<T>>>().CheckTypeTag(&tag)) {
-    throw Napi::TypeError::New(info.Env(), std::string("native: argument ") + std::to_string(index) +
-                                               " is not " + what);
-  }
-  return *v.As<Napi::External<Holder<T>>>().Data();
-}
+using qn::Holder;
+using qn::kF32Tag;
+using qn::kIntTag;
+using qn::unwrap;
+using qn::wrap;
 
 PackedF32& f32_layer(const Napi::CallbackInfo& info, size_t index) {
   return *unwrap<PackedF32>(info, index, kF32Tag, "float32 weights packed by gemmF32Pack").value;

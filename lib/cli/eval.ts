@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { readVideos } from '../io/videos.js';
+import { readVideos, type VideoSet } from '../io/videos.js';
+import { readTextFeatures } from '../io/text_features.js';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { videoMetrics } from '../metrics/video.js';
 import { intOption } from './generate.js';
@@ -12,9 +13,18 @@ export function registerEval(program: Command): void {
     .argument('<videos>', 'videos to judge (from qarvd generate)')
     .argument('<reference>', 'reference videos of the same prompts and seeds (for example the FP model\'s)')
     .option('--chunk-size <n>', 'frames per chunk', intOption('--chunk-size', 1), 3)
+    .option('--features <file>', 'check that both sets were generated from these text features (generate --features)')
     .option('--out <file>', 'also write the metrics JSON here')
-    .action(async (videosFile: string, referenceFile: string, o: { chunkSize: number; out?: string }) => {
+    .action(async (videosFile: string, referenceFile: string, o: { chunkSize: number; features?: string; out?: string }) => {
       const [set, ref] = await Promise.all([readVideos(videosFile), readVideos(referenceFile)]);
+      // Prompts are paired by name; features make the name a label, so the contexts must be the same too.
+      const source = (s: VideoSet) => (s.info.features as { digest?: string } | null | undefined)?.digest ?? null;
+      const says = (d: string | null) => (d ? `text features ${d.slice(0, 12)}` : 'text prompts');
+      if (source(set) !== source(ref)) throw new RangeError(`${videosFile} was generated from ${says(source(set))} but ${referenceFile} from ${says(source(ref))}`);
+      if (o.features) {
+        const { digest } = await readTextFeatures(o.features);
+        if (source(set) !== digest) throw new RangeError(`${videosFile} was generated from ${says(source(set))}, not from ${o.features} (${says(digest)})`);
+      }
       if (set.videos.length !== ref.videos.length) {
         throw new RangeError(`${videosFile} has ${set.videos.length} videos but ${referenceFile} has ${ref.videos.length}`);
       }

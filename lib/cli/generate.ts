@@ -4,7 +4,9 @@ import path from 'node:path';
 import { EMBEDDED_DEFAULT } from '../model/config.js';
 import { CausalDit } from '../model/dit.js';
 import { loadModel, namedConfig } from '../model/io.js';
-import { DEFAULT_PROMPTS } from '../model/prompts.js';
+import { DEFAULT_PROMPTS, promptLabel, type Prompt } from '../model/prompts.js';
+import type { DitConfig } from '../model/config.js';
+import { readTextFeatures } from '../io/text_features.js';
 import { loadQuantizedModel } from '../checkpoint/checkpoint.js';
 import { ChunkScheduler } from '../schedule/scheduler.js';
 import { writeVideos, type VideoEntry } from '../io/videos.js';
@@ -50,6 +52,22 @@ export async function promptsFromOptions(o: { prompt?: string[]; prompts?: strin
   return list.length ? list : [...DEFAULT_PROMPTS];
 }
 
+export const FEATURES_HELP = 'prompts as text-encoder features: a safetensors file with one [tokens, dim] tensor per prompt, or one [n, tokens, dim] tensor and a "prompts" JSON list in its metadata';
+
+/** The prompts of a command: text (--prompt, --prompts; `fallback` or the defaults when neither) or features (--features), checked against the model. */
+export async function promptInputs(
+  o: { prompt?: string[]; prompts?: string; features?: string },
+  config: Pick<DitConfig, 'textDim' | 'textLen'>,
+  fallback?: () => string[],
+): Promise<{ prompts: Prompt[]; features: { file: string; digest: string } | null }> {
+  if (o.features) {
+    if (o.prompt || o.prompts) throw new RangeError('give --features or --prompt/--prompts, not both');
+    const f = await readTextFeatures(o.features, config);
+    return { prompts: f.prompts, features: { file: path.basename(o.features), digest: f.digest } };
+  }
+  return { prompts: !o.prompt && !o.prompts && fallback ? fallback() : await promptsFromOptions(o), features: null };
+}
+
 /** Writes a frame strip (PNG) and an animation (GIF) per video, on the scale of `reference` when given. */
 export async function writeFrames(dir: string, videos: VideoEntry[], references?: VideoEntry[]): Promise<string[]> {
   const files: string[] = [];
@@ -77,6 +95,7 @@ export function registerGenerate(program: Command): void {
     .option('--quantized <file>', 'a quantized checkpoint (from qarvd quantize or demo) instead of a float model')
     .option('--prompt <text>', 'a prompt (repeatable)', collect)
     .option('--prompts <file>', 'a file with one prompt per line')
+    .option('--features <file>', FEATURES_HELP)
     .option('--seed <n>', 'seed of the first video; video i uses seed + i', intOption('--seed', 0), 0)
     .option('--chunks <n>', 'chunks per video (default: the configuration\'s)', intOption('--chunks', 1))
     .option('--attention <precision>', 'attention precision: fp32, bf16 (bfloat16 products) or int8 (int8 Q.K^T with smoothed keys, P.V in bf16)', attentionOption, 'fp32')
@@ -84,13 +103,13 @@ export function registerGenerate(program: Command): void {
     .option('--out <dir>', 'output folder', 'out/generate')
     .option('--no-frames', 'skip the PNG/GIF pictures')
     .option('--quiet', 'no progress output')
-    .action(async (o: { model?: string; config?: string; quantized?: string; prompt?: string[]; prompts?: string; seed: number; chunks?: number; attention: AttentionPrecision; kvCache: KvCacheDtype; out: string; frames: boolean; quiet?: boolean }) => {
+    .action(async (o: { model?: string; config?: string; quantized?: string; prompt?: string[]; prompts?: string; features?: string; seed: number; chunks?: number; attention: AttentionPrecision; kvCache: KvCacheDtype; out: string; frames: boolean; quiet?: boolean }) => {
       if (o.quantized && o.model) throw new RangeError('give --model or --quantized, not both');
       const loaded = o.quantized ? await loadQuantizedModel(o.quantized) : null;
       const model = loaded ? loaded.model : await modelFromOptions(o);
       // A quantized checkpoint may switch layers per chunk: its scheduler policy drives generation.
       const scheduler = new ChunkScheduler(model, loaded ? loaded.policy : () => null);
-      const prompts = await promptsFromOptions(o);
+      const { prompts, features } = await promptInputs(o, model.config);
       await mkdir(o.out, { recursive: true });
       const bar = progress('generate', { quiet: o.quiet });
       const videos: VideoEntry[] = [];
@@ -104,12 +123,12 @@ export function registerGenerate(program: Command): void {
           kvCache: o.kvCache,
           onProgress: (done, total) => bar.update(i * total + done, prompts.length * total, `video ${i + 1}/${prompts.length}`),
         });
-        videos.push({ prompt: prompts[i], seed: o.seed + i, latents });
+        videos.push({ prompt: promptLabel(prompts[i]), seed: o.seed + i, latents });
       }
       bar.stop();
       const seconds = (performance.now() - started) / 1000;
       const file = path.join(o.out, 'videos.safetensors');
-      await writeVideos(file, { videos, info: { model: model.config.name, quantized: o.quantized ?? null, attention: o.attention, kvCache: o.kvCache, seconds } });
+      await writeVideos(file, { videos, info: { model: model.config.name, quantized: o.quantized ?? null, features, attention: o.attention, kvCache: o.kvCache, seconds } });
       const pictures = o.frames ? await writeFrames(o.out, videos) : [];
       console.log(JSON.stringify({ videos: file, pictures, count: videos.length, attention: o.attention, kvCache: o.kvCache, seconds: Number(seconds.toFixed(3)) }, null, 2));
     });

@@ -10,6 +10,7 @@ import { registerQuantize } from './quantize.js';
 import { registerMerge } from './merge.js';
 import { registerBench } from './bench.js';
 import { registerDemo } from './demo.js';
+import { registerConvert } from './convert.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerMerge(program);
   registerBench(program);
   registerDemo(program);
+  registerConvert(program);
   return program;
 }
 

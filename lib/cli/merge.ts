@@ -5,6 +5,8 @@ import { chunkWeightsFromSensitivity } from '../calibration/chunk_weights.js';
 import { sensitivityFromPerPrompt } from '../schedule/sensitivity.js';
 import { CalibrationStats } from '../method/calibrate.js';
 import type { SensitivityFile } from './sensitivity.js';
+import type { StatsFile } from './quantize.js';
+import { checkShards } from './shard.js';
 
 async function readJson(file: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -20,33 +22,43 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   }
 }
 
-/** Sensitivity shards in prompt order: checks they are parts of one measurement, each part once. */
+/** Sensitivity shards in prompt order: checks they are the shards of one run (same provenance), each once, none missing. */
 export function mergeSensitivity(parts: SensitivityFile[], files: string[]): SensitivityFile {
-  const sorted = parts.map((p, i) => ({ p, file: files[i] })).sort((a, b) => (a.p.shard?.start ?? 0) - (b.p.shard?.start ?? 0));
-  const first = sorted[0].p;
+  const ordered = checkShards(parts.map((p, i) => ({ file: files[i], value: p, shard: p.shard, provenance: p.provenance })), (p) => p.value.shard!.of);
+  const first = ordered[0].value;
   let next = 0;
-  for (const { p, file } of sorted) {
-    if (p.model !== first.model || p.weightBits !== first.weightBits) throw new RangeError(`${file} measured ${p.model} at ${p.weightBits} bits, not ${first.model} at ${first.weightBits} bits like the others`);
-    const start = p.shard?.start ?? 0;
-    if (start !== next) throw new RangeError(`${file} starts at prompt ${start} but prompt ${next} is ${start > next ? 'missing' : 'measured twice'}`);
-    if (p.seed - start !== first.seed - (first.shard?.start ?? 0)) throw new RangeError(`${file} used other seeds than the other parts`);
-    next = start + p.prompts.length;
+  for (const { value: p, file } of ordered) {
+    // Shards of one run cover the prompts in order; anything else is a file edited by hand.
+    if (p.shard!.start !== next || p.shard!.end - p.shard!.start !== p.prompts.length || p.seed - p.shard!.start !== first.seed) throw new RangeError(`${file} does not hold the prompts and seeds its shard says`);
+    next = p.shard!.end;
   }
-  const total = first.shard?.of ?? next;
-  if (next !== total) throw new RangeError(`the parts cover prompts 0..${next - 1} of ${total}: a part is missing`);
-  const perPrompt = sorted.flatMap(({ p }) => p.perPrompt);
+  const perPrompt = ordered.flatMap(({ value: p }) => p.perPrompt);
   const r = sensitivityFromPerPrompt(perPrompt);
   return {
-    ...first, prompts: sorted.flatMap(({ p }) => p.prompts), seed: first.seed - (first.shard?.start ?? 0), shard: null,
+    ...first, prompts: ordered.flatMap(({ value: p }) => p.prompts), seed: first.seed, shard: null,
     ...r, chunkWeights: Array.from(chunkWeightsFromSensitivity(r.sensitivity)),
   };
+}
+
+/** Calibration shards (quantize --shard --stats-out) in prompt order, merged into the statistics of the whole run. */
+export function mergeStats(parts: StatsFile[], files: string[]): StatsFile {
+  const ordered = checkShards(parts.map((p, i) => ({ file: files[i], value: p, shard: p.shard, provenance: p.provenance })), (p) => p.value.shard!.of);
+  const stats = ordered.map(({ value, file }) => {
+    try {
+      return CalibrationStats.fromJSON(value);
+    } catch (e) {
+      throw new RangeError(`${file}: ${(e as Error).message}`);
+    }
+  });
+  const first = ordered[0].value;
+  return { ...stats.reduce((a, b) => a.merge(b)).toJSON(), shard: null, features: first.features, provenance: first.provenance };
 }
 
 /** `qarvd merge`: combine the shards of a sensitivity measurement or of a calibration. */
 export function registerMerge(program: Command): void {
   program
     .command('merge')
-    .description('combine partial results of several processes or hosts (sensitivity --shard, quantize --shard --stats-out) into the single-process result')
+    .description('combine the shards of a run (sensitivity --shard, quantize --shard --stats-out), from several processes or hosts, into the single-process result; checks that every shard is there, once, from the same model and settings')
     .argument('<files...>', 'the parts (JSON)')
     .requiredOption('--out <file>', 'where to write the merged JSON')
     .action(async (files: string[], o: { out: string }) => {
@@ -57,15 +69,7 @@ export function registerMerge(program: Command): void {
       if (parts[0].type === 'Sensitivity') {
         merged = mergeSensitivity(parts as unknown as SensitivityFile[], files);
       } else if (parts[0].type === 'CalibrationStats') {
-        const stats = parts.map((p, i) => {
-          try {
-            return CalibrationStats.fromJSON(p);
-          } catch (e) {
-            throw new RangeError(`${files[i]}: ${(e as Error).message}`);
-          }
-        });
-        stats.sort((a, b) => a.seed - b.seed);
-        merged = stats.reduce((a, b) => a.merge(b)).toJSON();
+        merged = mergeStats(parts as unknown as StatsFile[], files);
       } else {
         throw new RangeError(`${files[0]} is neither a sensitivity result nor calibration statistics (type ${String(parts[0].type)})`);
       }

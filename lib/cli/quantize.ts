@@ -2,15 +2,16 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { saveQuantizedModel } from '../checkpoint/checkpoint.js';
-import { calibrate, CalibrationStats } from '../method/calibrate.js';
+import { calibrate, CalibrationStats, type CalibrationStatsJSON } from '../method/calibrate.js';
 import { detectModelOutliers, quantizeModel } from '../method/quantize.js';
 import { ablationRows, METHODS, SETTINGS, type MethodName } from '../method/ablation.js';
 import { fullPrecisionTensors } from '../method/spec.js';
 import type { CausalDit } from '../model/dit.js';
-import { DEFAULT_PROMPTS } from '../model/prompts.js';
-import { intOption, modelFromOptions, promptsFromOptions } from './generate.js';
+import { DEFAULT_PROMPTS, promptLabel } from '../model/prompts.js';
+import { modelDigest } from '../model/digest.js';
+import { FEATURES_HELP, intOption, modelFromOptions, promptInputs } from './generate.js';
 import { progress } from './progress.js';
-import { parseShard, shardRange, type Shard } from './shard.js';
+import { parseShard, provenanceOf, resolveShard, shardRange, type Provenance, type ShardOption } from './shard.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -34,8 +35,8 @@ export async function chunkWeightsFromFile(file: string): Promise<{ chunkWeights
 
 interface QuantizeCliOptions {
   model?: string; config?: string; setting: keyof typeof SETTINGS; method: MethodName; sensitivity?: string;
-  prompt?: string[]; prompts?: string; calibrationPrompts: number; seed: number; outliers: 'mad' | 'iqr'; bins: number;
-  shard?: Shard; statsOut?: string; stats?: string; out?: string; planOut?: string; quiet?: boolean;
+  prompt?: string[]; prompts?: string; features?: string; calibrationPrompts: number; seed: number; outliers: 'mad' | 'iqr'; bins: number;
+  shard?: ShardOption; shards?: number; statsOut?: string; stats?: string; out?: string; planOut?: string; quiet?: boolean;
 }
 
 /** `qarvd quantize`: calibrate (or read merged statistics), quantize by a method, save a checkpoint. */
@@ -56,6 +57,7 @@ export function registerQuantize(program: Command): void {
     .option('--sensitivity <file>', 'chunk weights from qarvd sensitivity (default: uniform)')
     .option('--prompt <text>', 'a calibration prompt (repeatable)', collect)
     .option('--prompts <file>', 'a file with one calibration prompt per line')
+    .option('--features <file>', `calibration prompts as features: ${FEATURES_HELP.replace(/^prompts as text-encoder features: /, '')}`)
     .option('--calibration-prompts <n>', 'how many of the default prompts to calibrate on when none are given', intOption('--calibration-prompts', 1), 2)
     .option('--seed <n>', 'seed of the first calibration video; video i uses seed + i', intOption('--seed', 0), 1000)
     .option('--outliers <method>', 'outlier detection: mad or iqr', (v: string) => {
@@ -63,24 +65,31 @@ export function registerQuantize(program: Command): void {
       return v;
     }, 'mad')
     .option('--bins <n>', 'histogram bins of the activation observers', intOption('--bins', 16), 32768)
-    .option('--shard <i/n>', 'calibrate only the i-th of n parts of the prompts and write the statistics (--stats-out) for qarvd merge', parseShard)
+    .option('--shard <i/n|auto>', 'calibrate only the i-th of n parts of the prompts and write the statistics (--stats-out) for qarvd merge; auto: i and n from a Slurm job array or a Kubernetes Indexed Job', parseShard)
+    .option('--shards <n>', 'the number of parts for --shard auto in a Kubernetes Indexed Job (its completions)', intOption('--shards', 1))
     .option('--stats-out <file>', 'write the calibration statistics (JSON) here')
     .option('--stats <file>', 'quantize from these (merged) statistics instead of calibrating')
     .option('--out <file>', 'the quantized checkpoint (safetensors)')
     .option('--plan-out <file>', 'also write the plan as JSON: per-layer form and bits, the bit allocation, per-chunk activations (the checkpoint carries it too, and its loader applies it)')
     .option('--quiet', 'no progress output')
     .action(async (o: QuantizeCliOptions) => {
-      if (o.shard && !o.statsOut) throw new RangeError('--shard needs --stats-out (a shard only gathers statistics)');
-      if (!o.shard && !o.out && !o.statsOut) throw new RangeError('give --out (the checkpoint) or --stats-out (the statistics)');
+      const shard = resolveShard(o.shard, o.shards);
+      if (shard && !o.statsOut) throw new RangeError('--shard needs --stats-out (a shard only gathers statistics)');
+      if (!shard && !o.out && !o.statsOut) throw new RangeError('give --out (the checkpoint) or --stats-out (the statistics)');
       const model = await modelFromOptions(o);
+      const digest = modelDigest(model);
       const weights = o.sensitivity ? await chunkWeightsFromFile(o.sensitivity) : null;
       const outliers = detectModelOutliers(model, { method: o.outliers });
       let stats: CalibrationStats;
+      let record: Pick<StatsFile, 'shard' | 'features' | 'provenance'>;
       if (o.stats) {
-        stats = await readStats(o.stats);
+        ({ stats, record } = await readStats(o.stats, digest));
       } else {
-        const all = o.prompt || o.prompts ? await promptsFromOptions(o) : DEFAULT_PROMPTS.slice(0, o.calibrationPrompts);
-        const { start, end } = shardRange(all.length, o.shard);
+        const { prompts: all, features } = await promptInputs(o, model.config, () => DEFAULT_PROMPTS.slice(0, o.calibrationPrompts));
+        const { start, end } = shardRange(all.length, shard);
+        const chunkWeights = weights?.chunkWeights ?? null;
+        const provenance = provenanceOf(digest, { command: 'calibrate', prompts: all.map(promptLabel), features: features?.digest ?? null, seed: o.seed, chunks: model.config.chunks, chunkWeights, outliers: o.outliers, bins: o.bins });
+        record = { shard: shard ? { ...shard, start, end, of: all.length } : null, features, provenance };
         const bar = progress('calibrate', { quiet: o.quiet });
         stats = await calibrate(model, {
           prompts: all.slice(start, end), seed: o.seed + start, chunkWeights: weights?.chunkWeights, outliers, bins: o.bins,
@@ -88,8 +97,8 @@ export function registerQuantize(program: Command): void {
         });
         bar.stop();
       }
-      if (o.statsOut) await writeFileAtomic(o.statsOut, JSON.stringify(stats.toJSON()) + '\n');
-      if (o.shard || !o.out) {
+      if (o.statsOut) await writeFileAtomic(o.statsOut, JSON.stringify({ ...stats.toJSON(), ...record } satisfies StatsFile) + '\n');
+      if (shard || !o.out) {
         console.log(JSON.stringify({ stats: o.statsOut, prompts: stats.prompts.length, seed: stats.seed }, null, 2));
         return;
       }
@@ -99,12 +108,26 @@ export function registerQuantize(program: Command): void {
     });
 }
 
-async function readStats(file: string): Promise<CalibrationStats> {
+/** What `quantize --stats-out` writes: the statistics, the part of the prompts, their features, the provenance. */
+export type StatsFile = CalibrationStatsJSON & {
+  shard: { index: number; count: number; start: number; end: number; of: number } | null;
+  features: { file: string; digest: string } | null;
+  provenance: Provenance;
+};
+
+/** Merged (or whole) statistics of this model: a shard, or statistics of another model, are refused. */
+async function readStats(file: string, modelDigest: string): Promise<{ stats: CalibrationStats; record: Pick<StatsFile, 'shard' | 'features' | 'provenance'> }> {
+  let j: Partial<StatsFile>;
+  let stats: CalibrationStats;
   try {
-    return CalibrationStats.fromJSON(JSON.parse(await readFile(file, 'utf8')));
+    j = JSON.parse(await readFile(file, 'utf8'));
+    stats = CalibrationStats.fromJSON(j);
   } catch (e) {
     throw new RangeError(`cannot read calibration statistics from ${file}: ${(e as Error).message}`);
   }
+  if (j.shard) throw new RangeError(`${file} is shard ${j.shard.index}/${j.shard.count} of a calibration; combine the shards with qarvd merge first`);
+  if (j.provenance && j.provenance.model !== modelDigest) throw new RangeError(`${file} holds calibration statistics of another model (its weights differ from --model's)`);
+  return { stats, record: { shard: null, features: j.features ?? null, provenance: j.provenance! } };
 }
 
 /** Quantizes by a row of the ablation and writes the checkpoint; returns a summary. */

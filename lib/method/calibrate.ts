@@ -5,6 +5,7 @@
 // activation is kept.
 import type { Linear } from '../gemm/linear.js';
 import type { CausalDit } from '../model/dit.js';
+import { expectPrompts, promptLabel, type Prompt } from '../model/prompts.js';
 import { ChunkScheduler } from '../schedule/scheduler.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MseObserver, type MseObserverJSON } from '../calibration/mse_observer.js';
@@ -28,7 +29,8 @@ export interface LayerStats {
 }
 
 export interface CalibrateOptions {
-  prompts: string[];
+  /** Prompts: text, or text-encoder features ({ prompt, context }). */
+  prompts: Prompt[];
   /** Video i uses seed + i. */
   seed?: number;
   chunks?: number;
@@ -176,9 +178,7 @@ class ObservingLinear implements Linear {
  */
 export async function calibrate(model: CausalDit, options: CalibrateOptions): Promise<CalibrationStats> {
   const o = expectObject(options, 'options') as unknown as CalibrateOptions;
-  if (!Array.isArray(o.prompts) || !o.prompts.every((p) => typeof p === 'string')) {
-    throw new TypeError(`Expected an array of strings for options.prompts but received ${describe(o.prompts)}`);
-  }
+  expectPrompts(o.prompts, 'options.prompts', { allowEmpty: true });
   const seed = expectInteger(o.seed ?? 0, 'options.seed', { min: 0 });
   const chunks = expectInteger(o.chunks ?? model.config.chunks, 'options.chunks', { min: 1 });
   const chunkWeights = o.chunkWeights === undefined ? new Array(chunks).fill(1) : [...expectWeights(o.chunkWeights, 'options.chunkWeights')];
@@ -202,7 +202,7 @@ export async function calibrate(model: CausalDit, options: CalibrateOptions): Pr
       tokenSse: new Float64Array(chunks),
     });
   }
-  const stats = new CalibrationStats(layers, [...o.prompts], seed, chunkWeights);
+  const stats = new CalibrationStats(layers, o.prompts.map(promptLabel), seed, chunkWeights);
 
   const set: Record<string, Linear> = {};
   let scheduler: ChunkScheduler;

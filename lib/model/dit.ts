@@ -14,6 +14,8 @@ import { KvCache, KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
 import { type DitConfig, checkConfig, tokensPerFrame } from './config.js';
 import { blockLinears, syntheticWeights } from './weights.js';
 import { describe, expectFiniteNumber, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
+import { ForwardProfile, canRunNative, nativeForward } from './native_pass.js';
+import type { NativeHandle } from '../gemm/native.js';
 
 /** Linears outside the blocks: they stay in full precision (as in the reference). */
 const EMBEDDING_LINEARS = ['patch_embedding', 'text_embedding.0', 'text_embedding.2', 'time_embedding.0', 'time_embedding.2', 'time_projection.1', 'head.head'];
@@ -58,6 +60,10 @@ export class DitState {
   crossKv: ({ k: Tensor<'float32'>; v: Tensor<'float32'> } | undefined)[];
   /** The model's cross-attention layer version the cached keys/values were computed with. */
   crossVersion = -1;
+  /** Set it to a {@link ForwardProfile} to learn where the passes with this state spend their time. */
+  profile?: ForwardProfile;
+  /** @internal The native pass's buffers, kept from pass to pass. */
+  nativeWorkspace?: NativeHandle;
 
   constructor(config: DitConfig, maxFrames: number, options: StateOptions = {}) {
     const headDim = config.dim / config.heads;
@@ -89,6 +95,13 @@ export interface ForwardOptions {
   commit?: boolean;
   /** Precision of self- and cross-attention: 'fp32' (default), 'bf16' or 'int8' (see AttentionPrecision). */
   attention?: AttentionPrecision;
+  /**
+   * How the pass runs: 'native' as one job in the addon (every linear must be a LinearF32 or a
+   * QuantizedLinear/DualScaleLinear in 'fast' mode), 'ops' one operation at a time from TypeScript
+   * (any Linear: observers, emulated layers, your own), 'auto' (default) native when it can. Both
+   * give the same floats, bit for bit.
+   */
+  execution?: 'auto' | 'native' | 'ops';
 }
 
 /**
@@ -105,8 +118,11 @@ export class CausalDit {
   readonly config: Readonly<DitConfig>;
   readonly #linears = new Map<string, Linear>();
   readonly #params = new Map<string, Tensor<'float32'>>();
-  /** The float weights the model was built from (referenced, not copied): what quantization starts from. */
-  readonly #source = new Map<string, { weight: Tensor<'float32'>; bias: Tensor<'float32'> }>();
+  /**
+   * The float weights the model was built from (referenced, not copied, in their own dtype: a bf16
+   * checkpoint stays bf16 here and is widened when asked for): what quantization starts from.
+   */
+  readonly #source = new Map<string, { weight: Tensor; bias: Tensor }>();
   readonly #ones: Tensor<'float32'>;
   /** Bumped whenever a cross-attention k or v layer is replaced, so states recompute the context's keys/values. */
   #crossVersion = 0;
@@ -123,7 +139,8 @@ export class CausalDit {
 
   /**
    * A model from tensors under Wan's names (every name must be present with its shape; float16 and
-   * bfloat16 tensors, as Wan checkpoints ship, are widened to float32). Linears become FP32 layers
+   * bfloat16 tensors, as Wan checkpoints ship, are packed as float32 and kept as they are for
+   * floatWeights(), which widens them). Linears become FP32 layers
    * (LinearF32, weights packed once), except the block linears given in `options.layers` (e.g.
    * quantized ones read from a checkpoint): those need no `<name>.weight`/`.bias` in `tensors`, and
    * the model keeps no float weights for them.
@@ -136,14 +153,14 @@ export class CausalDit {
     expectObject(tensors, 'tensors');
     const layers = givenLayers(c, expectObject(options, 'options').layers);
     const model = new CausalDit(c);
-    const float: Record<string, Tensor<'float32'>> = {};
+    const float: Record<string, Tensor> = {};
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       if (layers.has(name.replace(/\.(weight|bias)$/, ''))) continue;
       const t = tensors[name];
       if (!(t instanceof Tensor)) throw new RangeError(`tensors is missing ${name} (shape [${shape.join(', ')}])`);
       if (!['float32', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected tensors['${name}'] to be float32, float16 or bfloat16 but received ${t.dtype}`);
       if (t.shape.join() !== shape.join()) throw new RangeError(`Expected tensors['${name}'] to have shape [${shape.join(', ')}] but received [${t.shape.join(', ')}]`);
-      float[name] = toFloat32(t);
+      float[name] = t;
     }
     const get = (n: string) => float[n];
     for (const name of [...EMBEDDING_LINEARS, ...blockLinears(c).map((l) => l.name)]) {
@@ -154,12 +171,13 @@ export class CausalDit {
       }
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);
-      model.#linears.set(name, LinearF32.fromFloat(w, { bias: get(`${name}.bias`) }));
+      // Packed from float32; a 16-bit source is widened for the packing only.
+      model.#linears.set(name, LinearF32.fromFloat(toFloat32(w), { bias: toFloat32(get(`${name}.bias`)) }));
       model.#source.set(name, { weight: w, bias: get(`${name}.bias`) });
     }
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
       const base = name.replace(/\.(weight|bias)$/, '');
-      if (!model.#linears.has(base)) model.#params.set(name, get(name).reshape([shape.reduce((a, b) => a * b, 1)]));
+      if (!model.#linears.has(base)) model.#params.set(name, toFloat32(get(name)).reshape([shape.reduce((a, b) => a * b, 1)]));
     }
     return model;
   }
@@ -176,14 +194,14 @@ export class CausalDit {
     return l;
   }
 
-  /** The full-precision weight [out, in] and bias of a linear, as the model was built. */
+  /** The full-precision weight [out, in] and bias of a linear, as the model was built (float32; widened from bf16/fp16 sources on each call). */
   floatWeights(name: string): { weight: Tensor<'float32'>; bias: Tensor<'float32'> } {
     const s = this.#source.get(name);
     if (!s && this.#linears.has(name)) {
       throw new RangeError(`${name} was loaded as a prebuilt (quantized) layer: the model has no float weights for it`);
     }
     if (!s) throw new RangeError(`Expected a linear layer name such as blocks.0.ffn.0 but received ${describe(name)}`);
-    return s;
+    return { weight: toFloat32(s.weight), bias: toFloat32(s.bias) };
   }
 
   /** Replaces a block linear (for example with a QuantizedLinear); features must match. */
@@ -238,13 +256,21 @@ export class CausalDit {
     return new DitState(this.config, maxFrames, options);
   }
 
-  /** text_embedding: Linear, GELU (tanh), Linear over a context [textLen, textDim]. */
+  /**
+   * text_embedding (Linear, GELU tanh, Linear) over a context [tokens, textDim] of at most textLen
+   * tokens (float32, or float16/bfloat16 text-encoder output, widened exactly). A shorter context is
+   * zero-padded to textLen first, as Wan pads its T5 features: the padding rows pass through
+   * text_embedding too and the cross-attention attends to them.
+   */
   async embedContext(context: Tensor): Promise<Tensor<'float32'>> {
     const c = this.config;
-    if (!(context instanceof Tensor) || context.dtype !== 'float32' || context.rank !== 2 || context.shape[1] !== c.textDim) {
-      throw new RangeError(`Expected a float32 context of shape [tokens, ${c.textDim}] but received ${describe(context)}`);
+    if (!(context instanceof Tensor) || !['float32', 'float16', 'bfloat16'].includes(context.dtype) || context.rank !== 2 || context.shape[1] !== c.textDim) {
+      throw new RangeError(`Expected a float context of shape [tokens, ${c.textDim}] but received ${describe(context)}${context instanceof Tensor ? ` ${context.dtype} [${context.shape.join(', ')}]` : ''}`);
     }
-    const h = await this.linear('text_embedding.0').forward(context);
+    if (context.shape[0] > c.textLen) throw new RangeError(`Expected a context of at most textLen = ${c.textLen} tokens but received ${context.shape[0]}`);
+    const padded = new Float32Array(c.textLen * c.textDim);
+    padded.set(toFloat32(context).data);
+    const h = await this.linear('text_embedding.0').forward(new Tensor('float32', [c.textLen, c.textDim], padded));
     await gelu(h, { out: h });
     return this.linear('text_embedding.2').forward(h);
   }
@@ -276,58 +302,116 @@ export class CausalDit {
       state.invalidateCrossAttention();
       state.crossVersion = this.#crossVersion;
     }
+    const execution = expectOneOf(o.execution ?? 'auto', 'options.execution', ['auto', 'native', 'ops']);
+    const native = execution !== 'ops' && canRunNative(this);
+    if (execution === 'native' && !native) {
+      throw new TypeError("Expected every linear of the model to be a LinearF32 or a fast QuantizedLinear/DualScaleLinear for options.execution 'native'; use 'ops' or 'auto' for other layers");
+    }
+    const sinusoid = sinusoidalEmbedding(c.freqDim, timestep);
+    const flow = native ? await nativeForward(this, state, x as Tensor<'float32'>, sinusoid, o.context as Tensor<'float32'>, precision) : await this.#forwardOps(x, sinusoid, o.context, state, precision);
+    if (o.commit) {
+      state.committedTokens += tokens;
+      state.committedFrames += frames;
+    }
+    return flow;
+  }
+
+  /** The pass one operation at a time (any Linear); the reference of the native pass. */
+  async #forwardOps(x: Tensor, sinusoid: Tensor<'float32'>, context: Tensor, state: DitState, precision: AttentionPrecision): Promise<Tensor<'float32'>> {
+    const c = this.config;
+    const frames = x.shape[0];
+    const tokens = frames * tokensPerFrame(c);
     const grid: [number, number, number] = [frames, c.latentHeight / 2, c.latentWidth / 2];
     const dim = c.dim;
+    const profile = state.profile;
+    const t0 = performance.now();
+    let mark = t0;
+    // Adds the time since the last mark to a category of the profile.
+    const lap = (field: 'linears' | 'attention' | 'norms' | 'activations' | 'copies') => {
+      if (!profile) return;
+      const now = performance.now();
+      profile[field] += (now - mark) / 1000;
+      mark = now;
+    };
+    const lin = async (name: string, input: Tensor) => {
+      lap('copies');
+      const out = await this.linear(name).forward(input);
+      lap('linears');
+      return out;
+    };
 
     // Time embedding e [1, dim] and the six modulation vectors e0 [1, 6 dim].
-    let e = await this.linear('time_embedding.0').forward(sinusoidalEmbedding(c.freqDim, timestep));
+    let e = await lin('time_embedding.0', sinusoid);
     await silu(e, { out: e });
-    e = await this.linear('time_embedding.2').forward(e);
-    const e0 = await this.linear('time_projection.1').forward(await silu(e));
+    lap('activations');
+    e = await lin('time_embedding.2', e);
+    const es = await silu(e);
+    lap('activations');
+    const e0 = await lin('time_projection.1', es);
 
-    const h = await this.linear('patch_embedding').forward(patchify(x));
+    const h = await lin('patch_embedding', patchify(x));
     for (let b = 0; b < c.layers; b++) {
       const p = `blocks.${b}`;
       const mod = addVectors(this.param(`${p}.modulation`).data, e0.data, 6, dim);
       // Self-attention against the cache.
       let y = await layerNorm(h, { shift: mod[0], scale: mod[1], eps: c.eps });
-      const q = await rmsNorm(await this.linear(`${p}.self_attn.q`).forward(y), { weight: this.param(`${p}.self_attn.norm_q.weight`), eps: c.eps });
-      const k = await rmsNorm(await this.linear(`${p}.self_attn.k`).forward(y), { weight: this.param(`${p}.self_attn.norm_k.weight`), eps: c.eps });
-      const v = await this.linear(`${p}.self_attn.v`).forward(y);
+      lap('norms');
+      const ql = await lin(`${p}.self_attn.q`, y);
+      const kl = await lin(`${p}.self_attn.k`, y);
+      const v = await lin(`${p}.self_attn.v`, y);
+      const q = await rmsNorm(ql, { weight: this.param(`${p}.self_attn.norm_q.weight`), eps: c.eps });
+      const k = await rmsNorm(kl, { weight: this.param(`${p}.self_attn.norm_k.weight`), eps: c.eps });
       await rope3d(q, { grid, startFrame: state.committedFrames, heads: c.heads, out: q });
       await rope3d(k, { grid, startFrame: state.committedFrames, heads: c.heads, out: k });
+      lap('norms');
       const cache = state.caches[b];
       cache.truncate(state.committedTokens);
       await cache.appendAsync(k, v);
+      lap('copies');
       y = await cache.attention(q.reshape([tokens, c.heads, dim / c.heads]), { precision });
-      y = await this.linear(`${p}.self_attn.o`).forward(y.reshape([tokens, dim]));
+      lap('attention');
+      y = await lin(`${p}.self_attn.o`, y.reshape([tokens, dim]));
       await gatedResidual(h, y, mod[2], { out: h });
       // Cross-attention to the text context (its keys and values are computed once per state).
       y = await layerNorm(h, { weight: this.param(`${p}.norm3.weight`), bias: this.param(`${p}.norm3.bias`), eps: c.eps });
-      const cq = await rmsNorm(await this.linear(`${p}.cross_attn.q`).forward(y), { weight: this.param(`${p}.cross_attn.norm_q.weight`), eps: c.eps });
+      lap('norms');
+      const cql = await lin(`${p}.cross_attn.q`, y);
+      const cq = await rmsNorm(cql, { weight: this.param(`${p}.cross_attn.norm_q.weight`), eps: c.eps });
+      lap('norms');
       let kv = state.crossKv[b];
       if (!kv) {
-        const ck = await rmsNorm(await this.linear(`${p}.cross_attn.k`).forward(o.context), { weight: this.param(`${p}.cross_attn.norm_k.weight`), eps: c.eps });
-        kv = { k: ck, v: await this.linear(`${p}.cross_attn.v`).forward(o.context) };
+        const ckl = await lin(`${p}.cross_attn.k`, context);
+        const cv = await lin(`${p}.cross_attn.v`, context);
+        const ck = await rmsNorm(ckl, { weight: this.param(`${p}.cross_attn.norm_k.weight`), eps: c.eps });
+        lap('norms');
+        kv = { k: ck, v: cv };
         state.crossKv[b] = kv;
       }
       y = await attention(cq, kv.k, kv.v, { heads: c.heads, precision });
-      y = await this.linear(`${p}.cross_attn.o`).forward(y);
+      lap('attention');
+      y = await lin(`${p}.cross_attn.o`, y);
       await gatedResidual(h, y, this.#ones, { out: h });
       // Feed-forward.
       y = await layerNorm(h, { shift: mod[3], scale: mod[4], eps: c.eps });
-      const u = await this.linear(`${p}.ffn.0`).forward(y);
+      lap('norms');
+      const u = await lin(`${p}.ffn.0`, y);
       await gelu(u, { out: u });
-      y = await this.linear(`${p}.ffn.2`).forward(u);
+      lap('activations');
+      y = await lin(`${p}.ffn.2`, u);
       await gatedResidual(h, y, mod[5], { out: h });
+      lap('norms');
     }
     const headMod = addVectors(this.param('head.modulation').data, e.data, 2, dim, true);
-    const out = await this.linear('head.head').forward(await layerNorm(h, { shift: headMod[0], scale: headMod[1], eps: c.eps }));
-    if (o.commit) {
-      state.committedTokens += tokens;
-      state.committedFrames += frames;
+    const yh = await layerNorm(h, { shift: headMod[0], scale: headMod[1], eps: c.eps });
+    lap('norms');
+    const out = await lin('head.head', yh);
+    const flow = unpatchify(out, frames, c.outChannels, c.latentHeight, c.latentWidth);
+    lap('copies');
+    if (profile) {
+      profile.total += (performance.now() - t0) / 1000;
+      profile.passes++;
     }
-    return unpatchify(out, frames, c.outChannels, c.latentHeight, c.latentWidth);
+    return flow;
   }
 }
 

@@ -1,9 +1,11 @@
 // Model files: safetensors with Wan's parameter names and the configuration in the metadata
-// (key "qarvd.config"), so a file is self-describing. Files from elsewhere (Wan checkpoints
-// converted to float32) load with an explicit configuration.
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+// (key "qarvd.config"), so a file is self-describing. Wan's own files (no configuration, bf16 or
+// float32) load too: their configuration follows from the tensor shapes (wan.ts).
+import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { QUANTIZED_METADATA_KEY } from '../checkpoint/format.js';
 import { Tensor } from '../tensor/tensor.js';
+import { describe } from '../util/validate.js';
+import { inferWanConfig, looksLikeWan, type ShapeTable } from './wan.js';
 import { CONFIGS, type DitConfig, checkConfig } from './config.js';
 import { CausalDit } from './dit.js';
 import { syntheticWeights } from './weights.js';
@@ -17,30 +19,48 @@ export async function saveModelWeights(file: string, config: DitConfig, tensors:
 }
 
 /**
- * Loads a model file. The configuration comes from the file's metadata, or from `config` (a
- * configuration or the name of a built-in one) for files that carry none.
+ * Loads a model file, tensor by tensor (the file is never held whole in memory; 16-bit weights stay
+ * 16-bit in the model's float source and are widened only to be packed). The configuration comes
+ * from the file's metadata; for files without one, such as Wan2.1's own
+ * diffusion_pytorch_model.safetensors, from the tensor shapes (see inferWanConfig: the heads of
+ * Wan's released sizes are known). `config` may name a built-in configuration, or give some fields
+ * (for example `{ heads: 8 }`, or the latent size) over what the file says.
  *
  * @example
  * const model = await loadModel('dit.safetensors');
+ * const wan = await loadModel('Wan2.1-T2V-1.3B/diffusion_pytorch_model.safetensors'); // 1536 wide, 30 blocks, 12 heads
  */
-export async function loadModel(file: string, config?: DitConfig | string): Promise<CausalDit> {
-  const { tensors, metadata } = await readSafetensors(file);
-  if (metadata[QUANTIZED_METADATA_KEY] !== undefined) throw new RangeError(`${file} is a quantized checkpoint: load it with loadQuantizedModel`);
-  let c: DitConfig;
-  if (config !== undefined) {
-    c = typeof config === 'string' ? namedConfig(config) : config;
-  } else if (metadata[CONFIG_METADATA_KEY]) {
+export async function loadModel(file: string, config?: DitConfig | Partial<DitConfig> | string): Promise<CausalDit> {
+  const f = await openSafetensors(file);
+  try {
+    if (f.metadata[QUANTIZED_METADATA_KEY] !== undefined) throw new RangeError(`${file} is a quantized checkpoint: load it with loadQuantizedModel`);
+    const c = modelFileConfig(file, f.metadata, new Map(f.entries.map((e) => [e.name, e.shape])), config);
+    const tensors: Record<string, Tensor> = {};
+    for (const e of f.entries) tensors[e.name] = await f.read(e.name);
+    return CausalDit.fromTensors(c, tensors);
+  } finally {
+    await f.close();
+  }
+}
+
+/** The configuration of a model file: its metadata's or the shapes' (Wan files), with `given` over it. */
+export function modelFileConfig(file: string, metadata: Record<string, string>, shapes: ShapeTable, given?: DitConfig | Partial<DitConfig> | string): Readonly<DitConfig> {
+  if (typeof given === 'string') return namedConfig(given);
+  if (given !== undefined && (typeof given !== 'object' || given === null)) throw new TypeError(`Expected a configuration, some of its fields or a name for config but received ${describe(given)}`);
+  if (metadata[CONFIG_METADATA_KEY]) {
     let parsed: unknown;
     try {
       parsed = JSON.parse(metadata[CONFIG_METADATA_KEY]);
     } catch {
       throw new RangeError(`${file}: the ${CONFIG_METADATA_KEY} metadata is not JSON`);
     }
-    c = checkConfig(parsed, `${file} ${CONFIG_METADATA_KEY}`);
-  } else {
-    throw new RangeError(`${file} carries no ${CONFIG_METADATA_KEY} metadata; give the configuration (one of ${Object.keys(CONFIGS).join(', ')}, or an object)`);
+    const own = checkConfig(parsed, `${file} ${CONFIG_METADATA_KEY}`);
+    return given ? checkConfig({ ...own, ...given }) : own;
   }
-  return CausalDit.fromTensors(c, tensors);
+  if (!looksLikeWan(shapes) && given === undefined) {
+    throw new RangeError(`${file} carries no ${CONFIG_METADATA_KEY} metadata and is not a Wan-named DiT; give the configuration (one of ${Object.keys(CONFIGS).join(', ')}, or an object)`);
+  }
+  return inferWanConfig(shapes, given, file);
 }
 
 /** A built-in configuration by name. */

@@ -8,6 +8,7 @@ import { expectPrecision, type AttentionPrecision } from './ops/attention.js';
 import { KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
 import { Rng } from './random.js';
 import { encodePrompt } from './weights.js';
+import type { PromptFeatures } from './prompts.js';
 
 /** What runs now: the scheduler and observers key their work on it. */
 export interface PassInfo {
@@ -22,8 +23,8 @@ export interface PassInfo {
 }
 
 export interface GenerateOptions {
-  /** Prompt text (hashed to a context, see encodePrompt) or a context tensor [textLen, textDim]. */
-  prompt: string | Tensor;
+  /** Prompt text (hashed to a context, see encodePrompt), a context tensor [tokens <= textLen, textDim] or features ({ prompt, context }). */
+  prompt: string | Tensor | PromptFeatures;
   /** Seed of the initial noise and of the noise added between steps. */
   seed: number;
   /** Chunks to generate (default: config.chunks). */
@@ -45,18 +46,47 @@ export interface GenerateOptions {
 
 export const DEFAULT_TIMESTEPS: readonly number[] = Object.freeze([1000, 750, 500, 250]);
 
-/** sigma = shift s / (1 + (shift - 1) s) with s = t / 1000 (the shifted flow-matching schedule). */
+const f32 = Math.fround;
+
+/**
+ * The noise level of a nominal timestep, as Self-Forcing's FlowMatchScheduler computes it, in
+ * float32: s is element 1000 - t of torch.linspace(1, 0, 1001) (start + i step before the middle,
+ * end - (1000 - i) step after it, step = -1/1000 in float32), then sigma = shift s / (1 + (shift - 1) s)
+ * with every operation rounded to float32. The model then runs at timestep float32(1000 sigma):
+ * 1000, 937.5, 833.333313, 625 for the default steps (not 833.3333333). Fractional timesteps use
+ * s = float32(t / 1000).
+ *
+ * torch's own linspace on a CPU takes SIMD paths that round some elements differently (by at most 3
+ * float32 ulps of sigma, at none of the default steps).
+ *
+ * @example
+ * sigmaOf(500); // 0.8333333134651184 (float32), so the model sees timestep 833.3333129882812
+ */
 export function sigmaOf(timestep: number, shift = 5): number {
-  const s = timestep / 1000;
-  return (shift * s) / (1 + (shift - 1) * s);
+  let s: number;
+  if (Number.isInteger(timestep) && timestep >= 0 && timestep <= 1000) {
+    const i = 1000 - timestep;
+    const step = f32(-1 / 1000);
+    s = i < 500 ? f32(1 + f32(step * i)) : f32(0 - f32(step * (1000 - i)));
+  } else {
+    s = f32(timestep / 1000);
+  }
+  return f32(f32(f32(shift) * s) / f32(1 + f32(f32(shift - 1) * s)));
+}
+
+/** The timestep the model runs at for a noise level: float32(1000 sigma), as the scheduler's timesteps. */
+export function modelTimestepOf(sigma: number): number {
+  return f32(f32(sigma) * 1000);
 }
 
 /**
  * Generates a video of latents [chunks * framesPerChunk, channels, h, w]. Each chunk starts from
  * noise; at step i the model, run at timestep 1000 sigma_i (the shifted schedule, as Self-Forcing's
- * warped steps), predicts the flow (noise - x0); x0 = x_t - sigma_i flow; between steps x0 is
- * re-noised to sigma_{i+1} with fresh noise; after the last step the clean chunk is run at
- * timestep 0 to commit its keys and values. The same seed gives the same video, bit for bit.
+ * warped steps, in float32: see sigmaOf), predicts the flow (noise - x0); x0 = x_t - sigma_i flow;
+ * between steps x0 is re-noised to sigma_{i+1} with fresh noise; after the last step the clean
+ * chunk is run at timestep 0 to commit its keys and values. The arithmetic between passes is the
+ * original pipeline's (float64 for x0, float32 for the noise), so that with the same noise a video
+ * agrees with it to float32 rounding. The same seed gives the same video, bit for bit.
  *
  * @example
  * const model = CausalDit.synthetic(EMBEDDED_DEFAULT);
@@ -77,7 +107,8 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
   let context: Tensor;
   if (typeof o.prompt === 'string') context = encodePrompt(o.prompt, c);
   else if (o.prompt instanceof Tensor) context = o.prompt;
-  else throw new TypeError(`Expected a string or a context Tensor for options.prompt but received ${describe(o.prompt)}`);
+  else if (typeof o.prompt === 'object' && o.prompt !== null && (o.prompt as PromptFeatures).context instanceof Tensor) context = (o.prompt as PromptFeatures).context;
+  else throw new TypeError(`Expected a string, a context Tensor or { prompt, context } features for options.prompt but received ${describe(o.prompt)}`);
 
   const F = c.framesPerChunk;
   const chunkSize = F * c.inChannels * c.latentHeight * c.latentWidth;
@@ -98,13 +129,16 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
       const sigma = sigmaOf(timesteps[i], shift);
       const info: PassInfo = { chunk: k, step: i, kind: 'denoise', timestep: timesteps[i], sigma };
       await o.beforePass?.(info);
-      const flow = await model.forward(xt, { timestep: sigma * 1000, context: embedded, state, attention });
+      const flow = await model.forward(xt, { timestep: modelTimestepOf(sigma), context: embedded, state, attention });
       await o.afterPass?.(info);
+      // x0 in float64, then float32 (the original's _convert_flow_pred_to_x0).
       x0 = new Tensor('float32', shape, xt.data.map((v, j) => v - sigma * flow.data[j]));
       if (i + 1 < timesteps.length) {
+        // Re-noised in float32, operation by operation, as the scheduler's add_noise.
         const next = sigmaOf(timesteps[i + 1], shift);
+        const keep = f32(1 - next);
         const d = xt.data;
-        for (let j = 0; j < d.length; j++) d[j] = (1 - next) * x0.data[j] + next * stepNoise.normal();
+        for (let j = 0; j < d.length; j++) d[j] = f32(keep * x0.data[j]) + f32(next * f32(stepNoise.normal()));
       }
       o.onProgress?.(++done, total);
     }

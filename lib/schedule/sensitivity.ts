@@ -1,14 +1,15 @@
 // Chunk-wise sensitivity (Q-ARVD, step 1): how much quantizing the generation of one chunk costs the
 // final video, through the KV cache every later chunk reads.
 import type { CausalDit } from '../model/dit.js';
+import { expectPrompts, type Prompt } from '../model/prompts.js';
 import { expectInteger, expectObject, describe } from '../util/validate.js';
 import { ChunkScheduler, type LayerSet } from './scheduler.js';
 
 export interface SensitivityOptions {
   /** The quantized layers (for example W8A8 replacements of every block linear). */
   quantized: LayerSet;
-  /** Prompts; video i uses seed + i, the same noise with and without quantization. */
-  prompts: string[];
+  /** Prompts (text, or text-encoder features { prompt, context }); video i uses seed + i, the same noise with and without quantization. */
+  prompts: Prompt[];
   seed?: number;
   /** Chunks per video (default: the model's configuration). */
   chunks?: number;
@@ -41,9 +42,7 @@ export async function measureSensitivity(model: CausalDit, options: SensitivityO
   if (typeof o.quantized !== 'object' || o.quantized === null || Object.keys(o.quantized).length === 0) {
     throw new TypeError(`Expected a non-empty set of layers for options.quantized but received ${describe(o.quantized)}`);
   }
-  if (!Array.isArray(o.prompts) || o.prompts.length === 0 || !o.prompts.every((p) => typeof p === 'string')) {
-    throw new TypeError(`Expected a non-empty array of strings for options.prompts but received ${describe(o.prompts)}`);
-  }
+  expectPrompts(o.prompts, 'options.prompts');
   const seed = expectInteger(o.seed ?? 0, 'options.seed', { min: 0 });
   const chunks = expectInteger(o.chunks ?? model.config.chunks, 'options.chunks', { min: 1 });
   const total = o.prompts.length * (chunks + 1);

@@ -33,9 +33,9 @@ t.test('sensitivity shards merge into the single-process result, bit for bit', a
   t.same(merged.prompts, single.prompts);
   const missing = await run(['merge', f('s2.json'), '--out', f('x.json')]);
   t.equal(missing.code, 1);
-  t.match(missing.err, /prompt 0 is missing/);
+  t.match(missing.err, /missing shard 1\/2 \(prompts 0\.\.0\) of 2/);
   const twice = await run(['merge', f('s1.json'), f('s1.json'), f('s2.json'), '--out', f('x.json')]);
-  t.match(twice.err, /measured twice/);
+  t.match(twice.err, /shard 1\/2 is given twice/);
   const shardAsWeights = await run(['quantize', '--model', model, '--sensitivity', f('s1.json'), '--out', f('x.safetensors'), '--quiet']);
   t.match(shardAsWeights.err, /one shard.*qarvd merge/);
 });

@@ -3,7 +3,7 @@
 // caches' bytes, and the bf16/int8 options changing the video only a little (the kernels themselves are
 // tested against references in ops/attention-precision.test.ts).
 import t from 'tap';
-import { CausalDit, EMBEDDED_DEFAULT, encodePrompt, generate, Tensor, videoMetrics } from '../../lib/index.js';
+import { CausalDit, EMBEDDED_DEFAULT, encodePrompt, generate, Rng, Tensor, videoMetrics } from '../../lib/index.js';
 import type { DitConfig } from '../../lib/model/config.js';
 
 const small: DitConfig = { ...EMBEDDED_DEFAULT, name: 'small', chunks: 3, layers: 2 };
@@ -34,5 +34,36 @@ t.test('float32 is the default; the caches shrink with their storage', async (t)
     const psnr = videoMetrics(video, plain).psnr;
     t.ok(video.data.some((v, i) => v !== plain.data[i]), `${attention} attention, ${kvCache} cache: takes effect`);
     t.ok(psnr > 45, `${attention} attention, ${kvCache} cache: close to float32 (${psnr.toFixed(1)} dB)`);
+  }
+});
+
+t.test('the native pass gives the op-by-op floats and caches for every precision and storage', async (t) => {
+  const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 64, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
+  const m = CausalDit.synthetic(tiny, { seed: 4 });
+  const ctx = await m.embedContext(encodePrompt('a test prompt', tiny));
+  const run = async (execution: 'native' | 'ops', attention: 'fp32' | 'bf16' | 'int8', kvCache: 'fp32' | 'bf16' | 'int8') => {
+    const state = m.createState(undefined, { kvCache });
+    const rng = new Rng(7);
+    const outs: Float32Array[] = [];
+    for (let chunk = 0; chunk < 3; chunk++) {
+      for (const [timestep, commit] of [[1000, false], [500, false], [0, true]] as const) {
+        const x = new Tensor('float32', [2, 4, 4, 6], rng.fillNormal(new Float32Array(2 * 4 * 4 * 6)));
+        outs.push((await m.forward(x, { timestep, context: ctx, state, commit, execution, attention })).data);
+      }
+    }
+    return { outs, state };
+  };
+  const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i]));
+  for (const [attention, kvCache] of [['bf16', 'fp32'], ['int8', 'fp32'], ['fp32', 'bf16'], ['fp32', 'int8'], ['int8', 'int8'], ['bf16', 'bf16']] as const) {
+    const ops = await run('ops', attention, kvCache);
+    const nat = await run('native', attention, kvCache);
+    const tag = `${attention} attention, ${kvCache} cache`;
+    t.ok(nat.outs.every((o, i) => same(o, ops.outs[i])), `${tag}: every pass identical`);
+    for (let b = 0; b < tiny.layers; b++) {
+      const [cn, co] = [nat.state.caches[b], ops.state.caches[b]];
+      const ok = same(cn.keys.data, co.keys.data) && same(cn.values.data, co.values.data) &&
+        (kvCache !== 'int8' || (same(cn.keyScales!.data, co.keyScales!.data) && same(cn.valueScales!.data, co.valueScales!.data) && same(cn.keySmoothing!.data, co.keySmoothing!.data)));
+      t.ok(ok, `${tag}, block ${b}: the same cache`);
+    }
   }
 });

@@ -28,8 +28,13 @@ t.test('files without a configuration, or with a wrong one, are clear errors', a
   const dir = mkdtempSync(path.join(tmpdir(), 'qarvd-model-'));
   const bare = path.join(dir, 'bare.safetensors');
   await writeSafetensors(bare, syntheticWeights(tiny).tensors);
-  await t.rejects(loadModel(bare), { name: 'RangeError', message: /no qarvd.config metadata/ });
+  // Wan names without a configuration: everything but the heads follows from the shapes.
+  await t.rejects(loadModel(bare), { name: 'RangeError', message: /heads of a Wan DiT of width 24.*give heads/ });
   t.ok(await loadModel(bare, tiny), 'an explicit configuration works');
+  t.match((await loadModel(bare, { heads: 2 })).config, { dim: 24, ffnDim: 40, layers: 1, heads: 2, textLen: 512 }, 'or only the heads');
+  const other = path.join(dir, 'other.safetensors');
+  await writeSafetensors(other, { w: Tensor.zeros('float32', [2]) });
+  await t.rejects(loadModel(other), { name: 'RangeError', message: /no qarvd.config metadata and is not a Wan-named DiT/ });
   await t.rejects(loadModel(bare, 'embedded-default'), { name: 'RangeError', message: /shape/ });
   const wrong = path.join(dir, 'wrong.safetensors');
   await saveModelWeights(wrong, tiny, syntheticWeights(tiny).tensors);

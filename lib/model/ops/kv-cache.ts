@@ -243,6 +243,28 @@ export class KvCache {
     return new Tensor('int8', shape, data.subarray(0, n));
   }
 
+  /** @internal The whole key and value buffers (int8: with their scales and the keys' smoothing), for the native model pass (lib/model/native_pass.ts). */
+  nativeBuffers(): { k: KvData; v: KvData; kScale: Float32Array | null; vScale: Float32Array | null; smoothing: Float32Array | null } {
+    return { k: this.#k, v: this.#v, kScale: this.#kScale, vScale: this.#vScale, smoothing: this.#smoothing };
+  }
+
+  /**
+   * @internal The native pass writes after the first `keep` tokens: the cache keeps those and is
+   * busy (no append, truncate or attention) until {@link endNativeWrite}.
+   */
+  beginNativeWrite(keep: number): void {
+    this.#checkIdle('start a native pass');
+    expectInteger(keep, 'keep', { min: 0, max: this.maxTokens });
+    this.#length = Math.min(this.#length, keep);
+    this.#pending++;
+  }
+
+  /** @internal The native pass is done; the first `length` tokens are now in use. */
+  endNativeWrite(length: number): void {
+    this.#pending--;
+    this.#length = expectInteger(length, 'length', { min: 0, max: this.maxTokens });
+  }
+
   #checkIdle(what: string): void {
     if (this.#pending > 0) throw new Error(`KvCache: cannot ${what} while an attention call on the cache is in flight`);
   }

@@ -140,14 +140,24 @@ void attention(const float* q, const KvView& k, const KvView& v, float* out, con
   if (p.q_len == 0) return;
   AttentionWorkspace local;
   AttentionWorkspace& ws = workspace ? *workspace : local;
+  const KernelPath path = attention_path();
   Int8Keys k8;
-  if (p.precision == AttentionPrecision::kInt8) k8 = attn::prepare_int8_keys(k, p, ws);
+  if (p.precision == AttentionPrecision::kInt8) {
+    attn::RowQuantizer quantize = attn::quantize_row;
+    if (path.isa >= Isa::kAvx512) {
+#ifdef QARVD_WITH_SIMDE
+      quantize = path.emulated ? attn::emulated::quantize_row512 : attn::native::quantize_row512;
+#else
+      quantize = attn::native::quantize_row512;
+#endif
+    }
+    k8 = attn::prepare_int8_keys(k, p, ws, quantize);
+  }
   const Int8Keys* keys8 = p.precision == AttentionPrecision::kInt8 ? &k8 : nullptr;
   attn::Operands in;
   in.k = k;
   in.v = v;
   in.k8 = keys8;
-  const KernelPath path = attention_path();
   switch (path.isa) {
     case Isa::kScalar: attention_scalar(q, k, v, out, p, keys8); return;
     case Isa::kAvx2: attn::run_avx2(q, in, out, p); return;

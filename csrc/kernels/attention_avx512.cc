@@ -475,6 +475,35 @@ ValueBlock Avx512Kernels::values(Unit pv, const Operands& in, const AttentionPar
   return ScalarConversions::values(pv, in, p, h, kb, nk, sc);
 }
 
+// quantize_row with sixteen lanes (the same floats: the same division and rounding, a max in any order).
+QARVD_TARGET_AVX512 float quantize_row512(const float* x, int64_t n, int8_t* q) {
+  if (n % 16 != 0) return quantize_row(x, n, q);
+  __m512 amax = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  for (int64_t c = 0; c < n; c += 16) {
+    const __m512 v = _mm512_loadu_ps(x + c);
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  }
+  if (nan) return quantize_row(x, n, q);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, amax);
+  float m = 0.0f;
+  for (float a : lanes) m = a > m ? a : m;
+  const float scale = std::max(m / 127.0f, kMinScale);
+  // x / scale rounded to nearest even by adding 1.5 * 2^23, clamped there, read off the low bits.
+  constexpr float kRound = 12582912.0f;
+  const __m512 vs = _mm512_set1_ps(scale), round = _mm512_set1_ps(kRound);
+  const __m512 lo = _mm512_set1_ps(kRound - 128.0f), hi = _mm512_set1_ps(kRound + 127.0f);
+  const __m512i bias = _mm512_set1_epi32(0x4b400000);
+  for (int64_t c = 0; c < n; c += 16) {
+    const __m512 t = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(_mm512_div_ps(_mm512_loadu_ps(x + c), vs), round)));
+    const __m512i i = _mm512_sub_epi32(_mm512_castps_si512(t), bias);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c), _mm512_cvtsepi32_epi8(i));
+  }
+  return scale;
+}
+
 Operands prepare_dot_operands(Operands in, const AttentionParams& p, Unit qk, Unit pv, int64_t dp, AttentionWorkspace& ws) {
   const int64_t d = p.head_dim, heads = p.heads, width = heads * d;
   if (qk == Unit::kBf16Dot && in.k.dtype == KvDtype::kFp32 && d % 2 == 0) {

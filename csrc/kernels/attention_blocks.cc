@@ -25,7 +25,7 @@ void token_row(const KvView& k, int64_t t, int64_t width, float* dst) {
 
 }  // namespace
 
-Int8Keys prepare_int8_keys(const KvView& k, const AttentionParams& p, AttentionWorkspace& ws) {
+Int8Keys prepare_int8_keys(const KvView& k, const AttentionParams& p, AttentionWorkspace& ws, RowQuantizer quantize) {
   const int64_t d = p.head_dim, heads = p.heads, n = p.kv_len, width = heads * d;
   Int8Keys out;
   ws.key_sum.resize(static_cast<size_t>(n * heads));
@@ -65,8 +65,16 @@ Int8Keys prepare_int8_keys(const KvView& k, const AttentionParams& p, AttentionW
     ws.key_scale.resize(static_cast<size_t>(n * heads));
     parallel_for(n, 64, [&](int64_t t0, int64_t t1, int) {
       std::vector<float> x(static_cast<size_t>(width));
+      const float* mean = ws.mean.data();
       for (int64_t t = t0; t < t1; ++t) {
-        token_row(k, t, width, x.data());
+        if (k.dtype == KvDtype::kFp32) {
+          const float* src = static_cast<const float*>(k.data) + t * k.stride;
+          for (int64_t c = 0; c < width; ++c) x[c] = src[c] - mean[c];
+        } else {
+          token_row(k, t, width, x.data());
+          if (k.dtype == KvDtype::kBf16)
+            for (int64_t c = 0; c < width; ++c) x[c] -= mean[c];
+        }
         for (int64_t h = 0; h < heads; ++h) {
           int8_t* dst = ws.keys.data() + (t * heads + h) * row;
           std::fill(dst + d, dst + row, static_cast<int8_t>(0));
@@ -74,8 +82,7 @@ Int8Keys prepare_int8_keys(const KvView& k, const AttentionParams& p, AttentionW
             for (int64_t c = 0; c < d; ++c) dst[c] = static_cast<int8_t>(x[h * d + c]);
             ws.key_scale[t * heads + h] = stored_scale(k, t, h);
           } else {
-            for (int64_t c = 0; c < d; ++c) x[h * d + c] -= ws.mean[h * d + c];
-            ws.key_scale[t * heads + h] = quantize_row(x.data() + h * d, d, dst);
+            ws.key_scale[t * heads + h] = quantize(x.data() + h * d, d, dst);
           }
         }
       }

@@ -121,9 +121,12 @@ struct Int8Keys {
   const int32_t* sum = nullptr;  // [kv_len][heads]
 };
 
+// quantize_row, or a SIMD twin with the same results.
+using RowQuantizer = float (*)(const float* x, int64_t n, int8_t* q);
+
 // Stored int8 keys with head_dim a multiple of 4 are used in place (only their sums are computed);
 // anything else is smoothed and quantized into the workspace, in parallel over tokens.
-Int8Keys prepare_int8_keys(const KvView& k, const AttentionParams& p, AttentionWorkspace& ws);
+Int8Keys prepare_int8_keys(const KvView& k, const AttentionParams& p, AttentionWorkspace& ws, RowQuantizer quantize = quantize_row);
 
 // ---- the block loop of the SIMD paths ----
 
@@ -296,11 +299,14 @@ struct ScalarConversions {
 // The paths' entry points (attention_avx2.cc; attention_avx512.cc with `dot`: the bfloat16 and int8
 // multiplies of AVX512-BF16 and VNNI, without: float32 FMAs for every precision; attention_amx.cc).
 void run_avx2(const float* q, const Operands& in, float* out, const AttentionParams& p);
+// quantize_row in AVX-512 (attention_avx512.cc), bit for bit.
 namespace native {
+float quantize_row512(const float* x, int64_t n, int8_t* q);
 void run_avx512(const float* q, Operands in, float* out, const AttentionParams& p, bool dot, AttentionWorkspace& ws);
 void run_amx(const float* q, Operands in, float* out, const AttentionParams& p, AttentionWorkspace& ws);
 }  // namespace native
 namespace emulated {
+float quantize_row512(const float* x, int64_t n, int8_t* q);
 void run_avx512(const float* q, Operands in, float* out, const AttentionParams& p, bool dot, AttentionWorkspace& ws);
 void run_amx(const float* q, Operands in, float* out, const AttentionParams& p, AttentionWorkspace& ws);
 }  // namespace emulated

@@ -22,7 +22,7 @@
 //   each channel over the kv_len keys, per head, subtracted: q.(k - m) differs from q.k by q.m, the
 //   same for every key of a query, which softmax ignores), then q * scale and the smoothed keys
 //   quantized symmetrically per token and head (scale = max|x| / 127, round to nearest even); P.V
-//   as in kBf16. Keys stored in int8 (already smoothed and quantized per token, see KvStorage) are
+//   as in kBf16. Keys stored in int8 (already smoothed and quantized per token, kv_cache.h) are
 //   used as they are.
 #pragma once
 #include <cstdint>

@@ -140,7 +140,8 @@ enum class Unit { kFp32Fma, kBf16Dot, kInt8Dot };
 struct Operands {
   KvView k, v;
   const Int8Keys* k8 = nullptr;
-  // Values as key pairs (kBf16Dot): pair r of head h is the row of words vpairs + (r * heads + h) * vpairs_row.
+  // Values as key pairs (kBf16Dot): pair r of head h is the row of words vpairs + (r * heads + h) *
+  // vpairs_row (AMX: groups of 16 pairs transposed, attention_amx.cc).
   const uint32_t* vpairs = nullptr;
   int64_t vpairs_row = 0;
 };
@@ -175,7 +176,6 @@ struct Scratch {
   std::vector<float> st;            // [bk][bq] scores, then probabilities, key-major
   std::vector<uint32_t> ppack;      // kBf16Dot: [bk/2][bq] probability pairs
   std::vector<float> o;             // [bq][dp] unnormalised outputs (AMX: [dp][bq])
-  bool tiles = false;               // AMX: this thread's tiles are configured
   std::vector<float> m, l, alpha;   // running max and sum per query; this block's rescale factor
   std::vector<int32_t> lim;         // visible keys per query
   std::vector<uint8_t> kbuf, vbuf;  // a key or value block converted to the unit's format
@@ -187,6 +187,7 @@ struct Scratch {
   std::vector<int8_t> xrow8;
   std::vector<uint8_t> zero;        // a zero key row of any format
   int64_t ldk = 0, ldv = 0;         // row strides of kbuf (elements) and vbuf (elements or words)
+  bool tiles = false;               // AMX: this thread's tiles are configured
 };
 
 // The geometry and unit choice of a path.

@@ -6,8 +6,9 @@ import { CausalDit, EMBEDDED_DEFAULT, SELF_FORCING_1_3B, ForwardProfile, Quantiz
 // `node bench/model.mjs --1.3b`: the real Self-Forcing 1.3B widths (dim 1536, 12 heads, FFN 8960,
 // 4680 tokens a chunk) on 2 blocks of synthetic weights, one chunk's pass against a 4-chunk cache
 // (3 committed chunks of random keys and values, then the chunk itself: 18720 keys), FP32 against
-// W8A8 (dynamic per-token int8 activations), with float32, bf16 or int8 attention, with the profile of each pass. (30 blocks would need
-// about 17 GB of KV cache and weights; a block's time is what the ratios are about.)
+// W8A8 (dynamic per-token int8 activations), with float32, bf16 or int8 attention, with the profile
+// of each pass. (30 blocks would need about 17 GB of KV cache and weights; a block's time is what the
+// ratios are about.)
 if (process.argv.includes('--1.3b')) {
   const c = { ...SELF_FORCING_1_3B, name: 'self-forcing-1.3b-2-blocks', layers: 2 };
   const tokens = 3 * (c.latentHeight / 2) * (c.latentWidth / 2);

@@ -39,14 +39,14 @@ export {
 export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, gatedResidual, gatedResidualSync, type LayerNormOptions, type RmsNormOptions, type GatedResidualOptions } from './model/ops/norm.js';
 export { gelu, geluSync, silu, siluSync, type ActivationOptions } from './model/ops/activation.js';
 export { rope3d, rope3dSync, ropeSplit, type Rope3dOptions } from './model/ops/rope.js';
-export { attention, attentionSync, type AttentionMask, type AttentionOptions } from './model/ops/attention.js';
-export { KvCache, type KvCacheOptions, type KvCacheAttentionOptions } from './model/ops/kv-cache.js';
+export { attention, attentionSync, ATTENTION_PRECISIONS, type AttentionMask, type AttentionOptions, type AttentionPrecision } from './model/ops/attention.js';
+export { KvCache, KV_CACHE_DTYPES, type KvCacheDtype, type KvCacheOptions, type KvCacheAttentionOptions } from './model/ops/kv-cache.js';
 export { LinearF32, PackedWeights, matmul, matmulSync, packWeights, type Linear } from './gemm/linear.js';
 export { QuantizedLinear, type GemmMode, type QuantizedWeight, type Accumulators, type QuantizedLinearOptions, type QuantizedLinearFromQuantizedOptions } from './gemm/quantized.js';
 export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type DualScaleLinearFromQuantizedOptions, type SegmentQuantOptions, type QuantizedSegmentInput } from './gemm/dual.js';
 export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';
 export { ForwardProfile } from './model/native_pass.js';
-export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions } from './model/dit.js';
+export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions, type StateOptions } from './model/dit.js';
 export { generate, sigmaOf, modelTimestepOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
 export { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
 export { syntheticWeights, encodePrompt, blockLinears, type SyntheticWeights } from './model/weights.js';
@@ -74,7 +74,7 @@ export {
 } from './report/data.js';
 export { calibrate, CalibrationStats, type CalibrateOptions, type LayerStats, type CalibrationStatsJSON } from './method/calibrate.js';
 export { quantizeModel, detectModelOutliers, roundToNearest, type QuantRecipe, type AllocationRecipe, type LayerReport, type QuantizedModel } from './method/quantize.js';
-export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, METHODS, ALLOCATION_BUDGET, type MethodName, type AblationRow, type EvaluationResult, type VideoRequest } from './method/ablation.js';
+export { ablationRows, fullRecipe, evaluateLayerSets, SETTINGS, METHODS, ALLOCATION_BUDGET, type MethodName, type AblationRow, type AblationOptions, type Generation, type EvaluationResult, type VideoRequest } from './method/ablation.js';
 export { buildLayer, buildLayerSets, fullPrecisionTensors, activationChunks, storedBytes, type LayerSpec, type SegmentSpec } from './method/spec.js';
 export { sensitivityFromPerPrompt } from './schedule/sensitivity.js';
 export { type Backend, BACKENDS, type BackendOptions } from './device/backend.js';

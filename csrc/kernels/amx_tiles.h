@@ -9,7 +9,13 @@
 // and B as [K/4][N] dwords of four signed bytes, adding the four products of each dword pair into
 // C's int32 element, with wrap-around. Shapes must agree, or the instruction faults: the emulation
 // checks them and throws instead, so a kernel bug fails a test rather than crashing a user's AMX machine.
+//
+// Attention (attention_amx.cc) adds tdpbf16ps (AMX-BF16): C += A B with A [M][K] bfloat16 (K = 2 x A's
+// dwords per row) and B [K/2][N] dwords of two bfloat16, each product exact and added into C's float32
+// element in order (pair element 0, then 1), input denormals read as zero and tiny results flushed
+// to zero, round to nearest even; and loads of the accumulator tiles.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -44,6 +50,8 @@ struct Tiles {
   static void store(void* base, int64_t stride);
   template <int C, int A, int B>
   static void dpbssd();
+  template <int C, int A, int B>
+  static void dpbf16ps();
 };
 
 #define QARVD_TILE_ACC(T)                                                                          \
@@ -69,9 +77,25 @@ QARVD_TILE_DP(0, 4, 6)
 QARVD_TILE_DP(1, 4, 7)
 QARVD_TILE_DP(2, 5, 6)
 QARVD_TILE_DP(3, 5, 7)
+#define QARVD_TILE_ACC_LOAD(T) \
+  template <>                  \
+  QARVD_TARGET_AMX inline void Tiles::load<T>(const void* base, int64_t stride) { _tile_loadd(T, base, stride); }
+#define QARVD_TILE_DPBF16(C, A, B) \
+  template <>                      \
+  QARVD_TARGET_AMXBF16 inline void Tiles::dpbf16ps<C, A, B>() { _tile_dpbf16ps(C, A, B); }
+QARVD_TILE_ACC_LOAD(0)
+QARVD_TILE_ACC_LOAD(1)
+QARVD_TILE_ACC_LOAD(2)
+QARVD_TILE_ACC_LOAD(3)
+QARVD_TILE_DPBF16(0, 4, 6)
+QARVD_TILE_DPBF16(1, 4, 7)
+QARVD_TILE_DPBF16(2, 5, 6)
+QARVD_TILE_DPBF16(3, 5, 7)
 #undef QARVD_TILE_ACC
 #undef QARVD_TILE_SRC
 #undef QARVD_TILE_DP
+#undef QARVD_TILE_ACC_LOAD
+#undef QARVD_TILE_DPBF16
 
 #else
 
@@ -144,6 +168,35 @@ struct Tiles {
     }
     // And so are the rows past the configured ones.
     for (int i = m; i < 16; ++i) std::memset(s.data[C][i], 0, 64);
+  }
+  static float bf16_daz(const uint8_t* p) {
+    uint16_t b;
+    std::memcpy(&b, p, 2);
+    const uint32_t u = (b & 0x7f80u) == 0 ? (static_cast<uint32_t>(b) & 0x8000u) << 16 : static_cast<uint32_t>(b) << 16;
+    float x;
+    std::memcpy(&x, &u, 4);
+    return x;
+  }
+  template <int C, int A, int B>
+  static void dpbf16ps() {
+    State& s = state();
+    const TileConfig& c = s.config;
+    check(s.configured, "tdpbf16ps before ldtilecfg");
+    const int m = c.rows[C], n = c.colsb[C] / 4, kd = c.colsb[A] / 4;
+    check(c.rows[A] == m && c.rows[B] == kd && c.colsb[B] == c.colsb[C], "tdpbf16ps shapes do not agree");
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n; ++j) {
+        float acc;
+        std::memcpy(&acc, &s.data[C][i][4 * j], 4);
+        for (int t = 0; t < kd; ++t)
+          for (int e = 0; e < 2; ++e) {
+            acc += bf16_daz(&s.data[A][i][4 * t + 2 * e]) * bf16_daz(&s.data[B][t][4 * j + 2 * e]);
+            if (std::fabs(acc) < 1.17549435e-38f) acc = std::copysign(0.0f, acc);
+          }
+        std::memcpy(&s.data[C][i][4 * j], &acc, 4);
+      }
+      std::memset(&s.data[C][i][4 * n], 0, 64 - 4 * n);
+    }
   }
 };
 

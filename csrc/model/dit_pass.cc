@@ -7,6 +7,7 @@
 
 #include "../kernels/activation.h"
 #include "../kernels/attention.h"
+#include "../kernels/kv_cache.h"
 #include "../kernels/norm.h"
 #include "../kernels/rope.h"
 
@@ -102,6 +103,8 @@ void Workspace::reserve(const Dims& d, int64_t tokens, int64_t text_len) {
   u.reserve(static_cast<size_t>(tokens * d.ffn));
   patches.reserve(static_cast<size_t>(tokens * d.in_channels * 4));
   head_out.reserve(static_cast<size_t>(tokens * d.out_channels * 4));
+  k.reserve(td);
+  v.reserve(td);
   vec.reserve(static_cast<size_t>(17 * d.dim));
 }
 
@@ -156,8 +159,10 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
     for (int64_t j = 0; j < 6 * dim; ++j) mod[j] = blk.modulation[j] + e0[j];
     // Self-attention against the cache: this pass's keys and values go straight to their place
     // after the committed tokens (replacing an earlier step's).
-    float* ck = s.cache_k[b] + s.committed_tokens * dim;
-    float* cv = s.cache_v[b] + s.committed_tokens * dim;
+    // A bfloat16 or int8 cache takes them once they are final (after RMSNorm and RoPE).
+    const bool fp32_cache = s.kv_dtype == KvDtype::kFp32;
+    float* ck = fp32_cache ? static_cast<float*>(s.cache_k[b]) + s.committed_tokens * dim : ws.k.data();
+    float* cv = fp32_cache ? static_cast<float*>(s.cache_v[b]) + s.committed_tokens * dim : ws.v.data();
     layer_norm(h, y, rows, d.eps, nullptr, nullptr, mod, mod + dim, 1);
     sw.lap(&Profile::norms);
     {
@@ -169,14 +174,26 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
     const RmsRopeTarget qk[2] = {{q, blk.norm_q}, {ck, blk.norm_k}};
     rms_norm_rope_3d(qk, 2, d.eps, rope);
     sw.lap(&Profile::norms);
+    if (!fp32_cache) {
+      // As KvCache.append: the first chunk of an empty int8 cache fixes its keys' smoothing.
+      float* smooth = s.kv_dtype == KvDtype::kInt8 ? s.smooth_k[b] : nullptr;
+      if (smooth && s.committed_tokens == 0) kv_channel_mean(ck, tokens, dim, dim, smooth);
+      const bool int8 = s.kv_dtype == KvDtype::kInt8;
+      kv_store({ck, tokens, dim, heads, head_dim, s.kv_dtype, s.cache_k[b], dim, int8 ? s.scale_k[b] : nullptr, heads, s.committed_tokens, smooth});
+      kv_store({cv, tokens, dim, heads, head_dim, s.kv_dtype, s.cache_v[b], dim, int8 ? s.scale_v[b] : nullptr, heads, s.committed_tokens, nullptr});
+      sw.lap(&Profile::copies);
+    }
     AttentionParams ap;
     ap.q_len = tokens;
     ap.kv_len = kv_len;
     ap.heads = heads;
     ap.head_dim = head_dim;
-    ap.q_stride = ap.k_stride = ap.v_stride = ap.out_stride = dim;
+    ap.q_stride = ap.out_stride = dim;
     ap.scale = scale;
-    attention(q, s.cache_k[b], s.cache_v[b], att, ap);
+    ap.precision = p.attention;
+    const KvView kview{s.kv_dtype, s.cache_k[b], dim, s.kv_dtype == KvDtype::kInt8 ? s.scale_k[b] : nullptr, heads};
+    const KvView vview{s.kv_dtype, s.cache_v[b], dim, s.kv_dtype == KvDtype::kInt8 ? s.scale_v[b] : nullptr, heads};
+    attention(q, kview, vview, att, ap, &ws.attention);
     sw.lap(&Profile::attention);
     const Epilogue self_gate = gated_residual_epilogue(mod + 2 * dim, h, dim);
     linear(blk.o, att, tokens, y, &self_gate);
@@ -198,7 +215,7 @@ void forward(const Weights& w, State& s, Workspace& ws, const Pass& p, Profile* 
       s.cross_ready[b] = 1;
     }
     ap.kv_len = p.text_len;
-    attention(q, s.cross_k[b], s.cross_v[b], att, ap);
+    attention(q, s.cross_k[b], s.cross_v[b], dim, att, ap, &ws.attention);
     sw.lap(&Profile::attention);
     const Epilogue cross_gate = gated_residual_epilogue(ones, h, dim);
     linear(blk.cross_o, att, tokens, y, &cross_gate);

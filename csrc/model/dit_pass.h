@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../kernels/attention.h"
 #include "../kernels/gemm_common.h"
 #include "../kernels/gemm_f32.h"
 #include "../kernels/gemm_int.h"
@@ -40,9 +41,14 @@ struct Weights {
   std::vector<Block> blocks;
 };
 
-// Per video: each block's KV cache and the context's cross-attention keys/values.
+// Per video: each block's KV cache and the context's cross-attention keys/values. The caches are
+// stored as kv_dtype (float32, bfloat16 or int8: kernels/kv_cache.h), int8 ones with a scale per
+// token and head and their keys' smoothing vector.
 struct State {
-  std::vector<float*> cache_k, cache_v;  // [capacity, dim] each
+  std::vector<void*> cache_k, cache_v;   // [capacity, dim] each
+  KvDtype kv_dtype = KvDtype::kFp32;
+  std::vector<float*> scale_k, scale_v;  // int8: [capacity, heads] each
+  std::vector<float*> smooth_k;          // int8: [dim] each, set by the first chunk of an empty cache
   int64_t capacity = 0;                  // tokens
   int64_t committed_tokens = 0, committed_frames = 0;
   std::vector<float*> cross_k, cross_v;  // [text_len, dim] each
@@ -56,6 +62,7 @@ struct Pass {
   const float* context;     // the embedded text context [text_len, dim]
   int64_t text_len;
   float* out;               // the predicted flow [frames, out_channels, latent_h, latent_w]
+  AttentionPrecision attention = AttentionPrecision::kFp32;  // of self- and cross-attention
 };
 
 // Where a pass's time went, in seconds (summed over passes), when asked for.
@@ -67,6 +74,8 @@ struct Profile {
 // Buffers of a pass, grown on first use and then reused (no allocation in the steady state).
 struct Workspace {
   gemm::AlignedBuffer<float> h, y, q, att, u, patches, head_out, vec;
+  gemm::AlignedBuffer<float> k, v;  // a chunk's keys and values on their way into a bfloat16 or int8 cache
+  AttentionWorkspace attention;
   void reserve(const Dims& d, int64_t tokens, int64_t text_len);
 };
 

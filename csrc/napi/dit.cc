@@ -73,7 +73,10 @@ Napi::Value NewWorkspace(const Napi::CallbackInfo& info) {
 //   Float64Array [dim ffn heads layers inChannels outChannels freqDim latentH latentW eps],
 //   caches: Float32Array[] (k0 v0 k1 v1 ...), capacity, committedTokens, committedFrames,
 //   cross: Float32Array[] (k0 v0 ...), crossReady: Uint8Array [layers] (set to 1 when computed),
-//   x, frames, sinusoid, context, textLen, out, workspace, profile: Float64Array [7] | null, async)
+//   x, frames, sinusoid, context, textLen, out, workspace, profile: Float64Array [7] | null,
+//   kvDtype (0 float32, 1 bfloat16, 2 int8: the caches are Float32Array, Uint16Array or Int8Array),
+//   cacheScales: Float32Array[] (k0 v0 ...: [capacity, heads] each) | null and smoothing:
+//   Float32Array[] ([dim] per block) | null for int8, attention precision (0 fp32, 1 bf16, 2 int8), async)
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto dims = qn::typed_array<double>(info, 2, "dims");
@@ -156,10 +159,33 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   auto cross = info[7].As<Napi::Array>();
   auto ready = qn::typed_array<uint8_t>(info, 8, "crossReady");
   if (ready.length != static_cast<size_t>(L)) throw range(env, "crossReady has the wrong length");
+  const int64_t kv_dtype = qn::integer(info, 17, "kvDtype"), precision = qn::integer(info, 20, "precision");
+  if (kv_dtype < 0 || kv_dtype > 2 || precision < 0 || precision > 2) throw range(env, "bad kvDtype or precision");
+  s.kv_dtype = static_cast<qarvd::KvDtype>(kv_dtype);
+  const bool int8 = s.kv_dtype == qarvd::KvDtype::kInt8;
+  const napi_typedarray_type cache_type = kv_dtype == 0 ? napi_float32_array : kv_dtype == 1 ? napi_uint16_array : napi_int8_array;
+  if (int8 && (!info[18].IsArray() || info[18].As<Napi::Array>().Length() != static_cast<uint32_t>(2 * L) || !info[19].IsArray() ||
+               info[19].As<Napi::Array>().Length() != static_cast<uint32_t>(L))) {
+    throw range(env, "an int8 cache needs its scales and smoothing");
+  }
+  auto cache_at = [&](uint32_t i) {
+    Napi::Value v = caches.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != cache_type) throw Napi::TypeError::New(env, "native: a cache has the wrong typed-array type");
+    auto a = v.As<Napi::TypedArray>();
+    if (a.ElementLength() < static_cast<size_t>(s.capacity * dim)) throw range(env, "a cache is too short");
+    return static_cast<void*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  };
   for (int64_t b = 0; b < L; ++b) {
     const uint32_t i = static_cast<uint32_t>(2 * b);
-    s.cache_k.push_back(floats_at_least(env, caches.Get(i), "a cache", static_cast<size_t>(s.capacity * dim)));
-    s.cache_v.push_back(floats_at_least(env, caches.Get(i + 1), "a cache", static_cast<size_t>(s.capacity * dim)));
+    s.cache_k.push_back(cache_at(i));
+    s.cache_v.push_back(cache_at(i + 1));
+    if (int8) {
+      auto scales = info[18].As<Napi::Array>();
+      const size_t n = static_cast<size_t>(s.capacity * d.heads);
+      s.scale_k.push_back(floats_at_least(env, scales.Get(i), "cache scales", n));
+      s.scale_v.push_back(floats_at_least(env, scales.Get(i + 1), "cache scales", n));
+      s.smooth_k.push_back(const_cast<float*>(floats(env, info[19].As<Napi::Array>().Get(static_cast<uint32_t>(b)), "smoothing", D)));
+    }
     s.cross_k.push_back(const_cast<float*>(floats(env, cross.Get(i), "cross keys", static_cast<size_t>(text_len * dim))));
     s.cross_v.push_back(const_cast<float*>(floats(env, cross.Get(i + 1), "cross values", static_cast<size_t>(text_len * dim))));
   }
@@ -184,7 +210,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
     profile = pv.data;
   }
   uint8_t* ready_out = ready.data;
-  const bool async = qn::boolean(info, 17, "async");
+  p.attention = static_cast<qarvd::AttentionPrecision>(precision);
+  const bool async = qn::boolean(info, 21, "async");
   return qn::dispatch(info, async, [w = std::move(w), s = std::move(s), p, ws, profile, ready_out]() mutable {
     qarvd::model::Profile prof;
     qarvd::model::forward(w, s, *ws, p, profile ? &prof : nullptr);

@@ -20,14 +20,16 @@ import { generate } from '../model/sampling.js';
 import { ChunkScheduler, type LayerSet } from '../schedule/scheduler.js';
 import { measureSensitivity } from '../schedule/sensitivity.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { intOption, modelFromOptions } from './generate.js';
+import { intOption, modelFromOptions, oneOfOption } from './generate.js';
+import type { QuantizedModel } from '../method/quantize.js';
 import { progress } from './progress.js';
 
 /** The paper's chunk-wise sensitivity of Self-Forcing (SPEC section 1), shown beside ours. */
 const PAPER_SENSITIVITY = [0.546, 0.167, 0.119, 0.079, 0.053, 0.026, 0.01];
 
 interface DemoOptions {
-  model?: string; config?: string; out: string; sensitivityPrompts: number; calibrationPrompts: number; evalPrompts: number; repeats: number; bins: number; quiet?: boolean;
+  model?: string; config?: string; out: string; sensitivityPrompts: number; calibrationPrompts: number; evalPrompts: number; repeats: number; bins: number;
+  attention: 'bf16' | 'int8'; kvCache: 'bf16' | 'int8'; quiet?: boolean;
 }
 
 /** `qarvd demo`: the whole pipeline on the embedded default, written up as report/index.html. */
@@ -43,6 +45,8 @@ export function registerDemo(program: Command): void {
     .option('--eval-prompts <n>', 'prompts of the evaluation (different from the calibration ones)', intOption('--eval-prompts', 1), 2)
     .option('--repeats <n>', 'timed generations per model (the fastest counts)', intOption('--repeats', 1), 3)
     .option('--bins <n>', 'histogram bins of the activation observers', intOption('--bins', 16), 32768)
+    .option('--attention <precision>', 'quantized attention of the last ablation rows and timings: int8 (smoothed keys, P.V in bf16) or bf16', oneOfOption('--attention', ['bf16', 'int8'] as const), 'int8')
+    .option('--kv-cache <storage>', 'KV cache storage of the last ablation row: int8 or bf16', oneOfOption('--kv-cache', ['bf16', 'int8'] as const), 'int8')
     .option('--quiet', 'no progress output')
     .action(async (o: DemoOptions) => {
       const result = await runDemo(await modelFromOptions(o), o);
@@ -86,21 +90,28 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
   const ablation: ReportData['ablation'] = [];
   const settings: ReportData['settings'] = [];
   const fullSets: Record<string, { sets: LayerSet[]; layers: LayerSpec[]; videos: Tensor<'float32'>[] }> = {};
-  const rows = Object.entries(SETTINGS).flatMap(([setting, dtype]) => ablationRows(dtype).map((row) => ({ setting, row, full: row.name === 'full', naive: row.name === 'naive' })));
+  const rows = Object.entries(SETTINGS).flatMap(([setting, dtype]) => ablationRows(dtype, { attention: o.attention, kvCache: o.kvCache })
+    .map((row) => ({ setting, row, full: row.name === 'full' && !row.generation, naive: row.name === 'naive' })));
   bar = progress('ablation', { quiet: o.quiet });
   const perChunk: Record<string, ReportData['settings'][number]['perChunk']> = {};
+  // Rows that only change how videos are generated reuse the layers of the row with their recipe.
+  let last: { recipe: unknown; q: QuantizedModel; sets: LayerSet[] } | undefined;
   for (let i = 0; i < rows.length; i++) {
     const { setting, row, full, naive } = rows[i];
     bar.update(i, rows.length, `${setting} ${row.method}`);
-    const q = await quantizeModel(model, stats, row.recipe);
-    const sets = buildLayerSets(q.layers);
-    const e = await evaluateLayerSets(model, sets, requests, references);
+    if (last?.recipe !== row.recipe) {
+      const quantized = await quantizeModel(model, stats, row.recipe);
+      last = { recipe: row.recipe, q: quantized, sets: buildLayerSets(quantized.layers) };
+    }
+    const { q, sets } = last;
+    const e = await evaluateLayerSets(model, sets, requests, references, undefined, row.generation);
     const dual = q.report.filter((l) => l.type === 'dual').length;
     const chunkPlan = q.plans.chunks ? ` dynamic activations in chunks ${Object.entries(q.plans.chunks.choices).filter(([, c]) => c.label === 'dynamic').map(([n]) => n.replace('chunk ', '')).join(', ')}` : '';
     const bits = q.plans.weights ? `; ${Object.values(q.plans.weights.choices).filter((c) => c.index > 0).length} layers given more weight bits` : '';
     ablation.push({ setting, method: row.method, psnr: e.psnr, ssim: e.ssim, mse: e.mse, note: `${dual} two-scale layers${chunkPlan}${bits}` });
     (perChunk[setting] ??= []);
-    if (full || naive) perChunk[setting].push({ method: row.method, psnr: e.perChunk.psnr, ssim: e.perChunk.ssim, mse: e.perChunk.mse });
+    const attentionOnly = row.generation?.attention && !row.generation.kvCache;
+    if (full || naive || attentionOnly) perChunk[setting].push({ method: row.method, psnr: e.perChunk.psnr, ssim: e.perChunk.ssim, mse: e.perChunk.mse });
     if (full) fullSets[setting] = { sets, layers: q.layers, videos: e.videos };
   }
   bar.update(rows.length, rows.length, 'done');
@@ -109,15 +120,19 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
 
   // 4. Checkpoints of the full method, speed and bytes against FP32.
   const fpBytes = { fp32: model.weightBytes, blockFp32: model.blockLinearBytes };
-  const time = async (sets: LayerSet[] | null) => {
+  const time = async (sets: LayerSet[] | null, attention?: 'bf16' | 'int8') => {
     const t0 = performance.now();
-    await new ChunkScheduler(model, sets ? ChunkScheduler.perChunk(sets) : () => null).generate(requests[0]);
+    await new ChunkScheduler(model, sets ? ChunkScheduler.perChunk(sets) : () => null).generate({ ...requests[0], attention });
     return (performance.now() - t0) / 1000;
   };
   const best: Record<string, number> = { FP32: Infinity };
+  const withAttention = (s: string) => `${s} + ${o.attention} attention`;
   for (let r = 0; r < o.repeats; r++) {
     best.FP32 = Math.min(best.FP32, await time(null));
-    for (const s of Object.keys(fullSets)) best[s] = Math.min(best[s] ?? Infinity, await time(fullSets[s].sets));
+    for (const s of Object.keys(fullSets)) {
+      best[s] = Math.min(best[s] ?? Infinity, await time(fullSets[s].sets));
+      best[withAttention(s)] = Math.min(best[withAttention(s)] ?? Infinity, await time(fullSets[s].sets, o.attention));
+    }
   }
   for (const [setting, f] of Object.entries(fullSets)) {
     const checkpoint = `${setting.toLowerCase()}.safetensors`;
@@ -160,6 +175,7 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
   const s = sens.sensitivity;
   const decreasing = s.every((v, k) => k === 0 || v <= s[k - 1]);
   const notes = demoNotes(ablation, settings, s, decreasing);
+  for (const x of settings) notes.push(`${withAttention(x.name)}: ${(best.FP32 / best[withAttention(x.name)]).toFixed(2)}x the speed of FP32 per video (float32 attention: ${(best.FP32 / best[x.name]).toFixed(2)}x).`);
   const b = backends();
   const data: ReportData = {
     title: `Q-ARVD on ${model.config.name}`,

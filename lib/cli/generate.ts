@@ -12,6 +12,8 @@ import { ChunkScheduler } from '../schedule/scheduler.js';
 import { writeVideos, type VideoEntry } from '../io/videos.js';
 import { channelRanges, frameStrip, latentsToFrames, writeGif, writePng } from '../io/images.js';
 import { progress } from './progress.js';
+import { ATTENTION_PRECISIONS, type AttentionPrecision } from '../model/ops/attention.js';
+import { KV_CACHE_DTYPES, type KvCacheDtype } from '../model/ops/kv-cache.js';
 
 export function intOption(name: string, min: number) {
   return (value: string) => {
@@ -20,6 +22,18 @@ export function intOption(name: string, min: number) {
     return n;
   };
 }
+
+/** A parser for an option that takes one of `allowed`. */
+export function oneOfOption<T extends string>(name: string, allowed: readonly T[]) {
+  return (value: string) => {
+    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}`);
+    return value as T;
+  };
+}
+
+/** --attention and --kv-cache, shared by the commands that generate videos. */
+export const attentionOption = oneOfOption('--attention', ATTENTION_PRECISIONS);
+export const kvCacheOption = oneOfOption('--kv-cache', KV_CACHE_DTYPES);
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -84,10 +98,12 @@ export function registerGenerate(program: Command): void {
     .option('--features <file>', FEATURES_HELP)
     .option('--seed <n>', 'seed of the first video; video i uses seed + i', intOption('--seed', 0), 0)
     .option('--chunks <n>', 'chunks per video (default: the configuration\'s)', intOption('--chunks', 1))
+    .option('--attention <precision>', 'attention precision: fp32, bf16 (bfloat16 products) or int8 (int8 Q.K^T with smoothed keys, P.V in bf16)', attentionOption, 'fp32')
+    .option('--kv-cache <storage>', 'KV cache storage: fp32, bf16 (half the bytes) or int8 (about a quarter)', kvCacheOption, 'fp32')
     .option('--out <dir>', 'output folder', 'out/generate')
     .option('--no-frames', 'skip the PNG/GIF pictures')
     .option('--quiet', 'no progress output')
-    .action(async (o: { model?: string; config?: string; quantized?: string; prompt?: string[]; prompts?: string; features?: string; seed: number; chunks?: number; out: string; frames: boolean; quiet?: boolean }) => {
+    .action(async (o: { model?: string; config?: string; quantized?: string; prompt?: string[]; prompts?: string; features?: string; seed: number; chunks?: number; attention: AttentionPrecision; kvCache: KvCacheDtype; out: string; frames: boolean; quiet?: boolean }) => {
       if (o.quantized && o.model) throw new RangeError('give --model or --quantized, not both');
       const loaded = o.quantized ? await loadQuantizedModel(o.quantized) : null;
       const model = loaded ? loaded.model : await modelFromOptions(o);
@@ -103,6 +119,8 @@ export function registerGenerate(program: Command): void {
           prompt: prompts[i],
           seed: o.seed + i,
           chunks: o.chunks,
+          attention: o.attention,
+          kvCache: o.kvCache,
           onProgress: (done, total) => bar.update(i * total + done, prompts.length * total, `video ${i + 1}/${prompts.length}`),
         });
         videos.push({ prompt: promptLabel(prompts[i]), seed: o.seed + i, latents });
@@ -110,8 +128,8 @@ export function registerGenerate(program: Command): void {
       bar.stop();
       const seconds = (performance.now() - started) / 1000;
       const file = path.join(o.out, 'videos.safetensors');
-      await writeVideos(file, { videos, info: { model: model.config.name, quantized: o.quantized ?? null, features, seconds } });
+      await writeVideos(file, { videos, info: { model: model.config.name, quantized: o.quantized ?? null, features, attention: o.attention, kvCache: o.kvCache, seconds } });
       const pictures = o.frames ? await writeFrames(o.out, videos) : [];
-      console.log(JSON.stringify({ videos: file, pictures, count: videos.length, seconds: Number(seconds.toFixed(3)) }, null, 2));
+      console.log(JSON.stringify({ videos: file, pictures, count: videos.length, attention: o.attention, kvCache: o.kvCache, seconds: Number(seconds.toFixed(3)) }, null, 2));
     });
 }

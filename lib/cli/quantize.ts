@@ -16,7 +16,7 @@ import { parseShard, provenanceOf, resolveShard, shardRange, type Provenance, ty
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function recipeOf(setting: keyof typeof SETTINGS, method: MethodName) {
-  return ablationRows(SETTINGS[setting]).find((r) => r.name === method)!;
+  return ablationRows(SETTINGS[setting]).find((r) => r.name === method && !r.generation)!;
 }
 
 /** Chunk weights from a `qarvd sensitivity` result file. */

@@ -9,8 +9,8 @@ import { LinearF32, type Linear } from '../gemm/linear.js';
 import { gatedResidual, layerNorm, rmsNorm } from './ops/norm.js';
 import { gelu, silu } from './ops/activation.js';
 import { rope3d } from './ops/rope.js';
-import { attention } from './ops/attention.js';
-import { KvCache } from './ops/kv-cache.js';
+import { attention, expectPrecision, type AttentionPrecision } from './ops/attention.js';
+import { KvCache, KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
 import { type DitConfig, checkConfig, tokensPerFrame } from './config.js';
 import { blockLinears, syntheticWeights } from './weights.js';
 import { describe, expectFiniteNumber, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
@@ -44,6 +44,12 @@ function givenLayers(c: DitConfig, value: unknown): Map<string, Linear> {
   return out;
 }
 
+/** Options of {@link CausalDit.createState}. */
+export interface StateOptions {
+  /** How the KV caches store keys and values: 'fp32' (default), 'bf16' or 'int8' (see KvCacheDtype). */
+  kvCache?: KvCacheDtype;
+}
+
 /** Per-video state: each block's KV cache, the cross-attention keys/values of the context, and how many tokens are committed. */
 export class DitState {
   readonly caches: KvCache[];
@@ -59,10 +65,12 @@ export class DitState {
   /** @internal The native pass's buffers, kept from pass to pass. */
   nativeWorkspace?: NativeHandle;
 
-  constructor(config: DitConfig, maxFrames: number) {
+  constructor(config: DitConfig, maxFrames: number, options: StateOptions = {}) {
     const headDim = config.dim / config.heads;
     const maxTokens = maxFrames * tokensPerFrame(config);
-    this.caches = Array.from({ length: config.layers }, () => new KvCache({ maxTokens, heads: config.heads, headDim }));
+    const o = expectObject(options, 'options');
+    const storage = o.kvCache === undefined ? 'fp32' : expectOneOf(o.kvCache, 'options.kvCache', KV_CACHE_DTYPES);
+    this.caches = Array.from({ length: config.layers }, () => new KvCache({ maxTokens, heads: config.heads, headDim, storage }));
     this.crossKv = new Array(config.layers).fill(undefined);
   }
 
@@ -85,6 +93,8 @@ export interface ForwardOptions {
   state: DitState;
   /** Commit this pass's keys and values (the cache pass after a chunk's last step). Default false. */
   commit?: boolean;
+  /** Precision of self- and cross-attention: 'fp32' (default), 'bf16' or 'int8' (see AttentionPrecision). */
+  attention?: AttentionPrecision;
   /**
    * How the pass runs: 'native' as one job in the addon (every linear must be a LinearF32 or a
    * QuantizedLinear/DualScaleLinear in 'fast' mode), 'ops' one operation at a time from TypeScript
@@ -234,10 +244,16 @@ export class CausalDit {
     }, 0);
   }
 
-  /** Fresh per-video state with room for `maxFrames` latent frames (default: the whole video). */
-  createState(maxFrames = this.config.framesPerChunk * this.config.chunks): DitState {
+  /**
+   * Fresh per-video state with room for `maxFrames` latent frames (default: the whole video), its KV
+   * caches stored as `options.kvCache` says.
+   *
+   * @example
+   * const state = model.createState(undefined, { kvCache: 'int8' }); // about 0.27x the cache bytes
+   */
+  createState(maxFrames = this.config.framesPerChunk * this.config.chunks, options: StateOptions = {}): DitState {
     expectInteger(maxFrames, 'maxFrames', { min: 1 });
-    return new DitState(this.config, maxFrames);
+    return new DitState(this.config, maxFrames, options);
   }
 
   /**
@@ -268,6 +284,7 @@ export class CausalDit {
     const c = this.config;
     const o = expectObject(options, 'options') as unknown as ForwardOptions;
     const timestep = expectFiniteNumber(o.timestep, 'options.timestep', { min: 0, max: 1000 });
+    const precision = expectPrecision(o.attention, 'options.attention');
     if (!(o.state instanceof DitState) || o.state.caches.length !== c.layers) throw new TypeError(`Expected options.state from createState() but received ${describe(o.state)}`);
     if (!(o.context instanceof Tensor) || o.context.rank !== 2 || o.context.shape[1] !== c.dim) {
       throw new RangeError(`Expected options.context of shape [tokens, ${c.dim}] (from embedContext) but received ${describe(o.context)}`);
@@ -291,7 +308,7 @@ export class CausalDit {
       throw new TypeError("Expected every linear of the model to be a LinearF32 or a fast QuantizedLinear/DualScaleLinear for options.execution 'native'; use 'ops' or 'auto' for other layers");
     }
     const sinusoid = sinusoidalEmbedding(c.freqDim, timestep);
-    const flow = native ? await nativeForward(this, state, x as Tensor<'float32'>, sinusoid, o.context as Tensor<'float32'>) : await this.#forwardOps(x, sinusoid, o.context, state);
+    const flow = native ? await nativeForward(this, state, x as Tensor<'float32'>, sinusoid, o.context as Tensor<'float32'>, precision) : await this.#forwardOps(x, sinusoid, o.context, state, precision);
     if (o.commit) {
       state.committedTokens += tokens;
       state.committedFrames += frames;
@@ -300,7 +317,7 @@ export class CausalDit {
   }
 
   /** The pass one operation at a time (any Linear); the reference of the native pass. */
-  async #forwardOps(x: Tensor, sinusoid: Tensor<'float32'>, context: Tensor, state: DitState): Promise<Tensor<'float32'>> {
+  async #forwardOps(x: Tensor, sinusoid: Tensor<'float32'>, context: Tensor, state: DitState, precision: AttentionPrecision): Promise<Tensor<'float32'>> {
     const c = this.config;
     const frames = x.shape[0];
     const tokens = frames * tokensPerFrame(c);
@@ -349,9 +366,9 @@ export class CausalDit {
       lap('norms');
       const cache = state.caches[b];
       cache.truncate(state.committedTokens);
-      cache.append(k, v);
+      await cache.appendAsync(k, v);
       lap('copies');
-      y = await cache.attention(q.reshape([tokens, c.heads, dim / c.heads]));
+      y = await cache.attention(q.reshape([tokens, c.heads, dim / c.heads]), { precision });
       lap('attention');
       y = await lin(`${p}.self_attn.o`, y.reshape([tokens, dim]));
       await gatedResidual(h, y, mod[2], { out: h });
@@ -370,7 +387,7 @@ export class CausalDit {
         kv = { k: ck, v: cv };
         state.crossKv[b] = kv;
       }
-      y = await attention(cq, kv.k, kv.v, { heads: c.heads });
+      y = await attention(cq, kv.k, kv.v, { heads: c.heads, precision });
       lap('attention');
       y = await lin(`${p}.cross_attn.o`, y);
       await gatedResidual(h, y, this.#ones, { out: h });

@@ -9,6 +9,8 @@ import { native } from '../native/binding.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DitConfig } from './config.js';
 import type { KvCache } from './ops/kv-cache.js';
+import type { KvData } from './ops/common.js';
+import type { AttentionPrecision } from './ops/attention.js';
 
 interface DitNative {
   ditWorkspace(): NativeHandle;
@@ -16,7 +18,7 @@ interface DitNative {
     layers: [NativeHandle, Float32Array | null][],
     params: Float32Array[],
     dims: Float64Array,
-    caches: Float32Array[],
+    caches: KvData[],
     capacity: number,
     committedTokens: number,
     committedFrames: number,
@@ -30,6 +32,10 @@ interface DitNative {
     out: Float32Array,
     workspace: NativeHandle,
     profile: Float64Array | null,
+    kvDtype: number,
+    cacheScales: Float32Array[] | null,
+    smoothing: Float32Array[] | null,
+    precision: number,
     async: boolean,
   ): Promise<void> | undefined;
 }
@@ -134,6 +140,7 @@ export async function nativeForward(
   x: Tensor<'float32'>,
   sinusoid: Tensor<'float32'>,
   context: Tensor<'float32'>,
+  precision: AttentionPrecision = 'fp32',
 ): Promise<Tensor<'float32'>> {
   const c = model.config;
   const layers = nativeLayers(model);
@@ -141,11 +148,19 @@ export async function nativeForward(
   const params = [model.param('head.modulation').data];
   for (let b = 0; b < c.layers; b++) for (const n of BLOCK_PARAMS) params.push(model.param(`blocks.${b}.${n}`).data);
   const dims = Float64Array.of(c.dim, c.ffnDim, c.heads, c.layers, c.inChannels, c.outChannels, c.freqDim, c.latentHeight, c.latentWidth, c.eps);
-  const caches: Float32Array[] = [];
+  const caches: KvData[] = [];
+  const int8 = state.caches[0].storage === 'int8';
+  const scales: Float32Array[] = [];
+  const smoothing: Float32Array[] = [];
   for (const cache of state.caches) {
-    const { k, v } = cache.nativeBuffers();
+    const { k, v, kScale, vScale, smoothing: m } = cache.nativeBuffers();
     caches.push(k, v);
+    if (int8) {
+      scales.push(kScale!, vScale!);
+      smoothing.push(m!);
+    }
   }
+  const kvDtype = { fp32: 0, bf16: 1, int8: 2 }[state.caches[0].storage];
   const textLen = context.shape[0];
   const cross: Float32Array[] = [];
   const ready = new Uint8Array(c.layers);
@@ -168,7 +183,8 @@ export async function nativeForward(
   for (const cache of state.caches) cache.beginNativeWrite(state.committedTokens);
   let written = state.committedTokens;
   try {
-    await nat.ditForward(layers, params, dims, caches, state.caches[0].maxTokens, state.committedTokens, state.committedFrames, cross, ready, xs, frames, sinusoid.data, context.data, textLen, out, state.nativeWorkspace, profile, true);
+    await nat.ditForward(layers, params, dims, caches, state.caches[0].maxTokens, state.committedTokens, state.committedFrames, cross, ready, xs, frames, sinusoid.data, context.data, textLen, out, state.nativeWorkspace, profile,
+      kvDtype, int8 ? scales : null, int8 ? smoothing : null, { fp32: 0, bf16: 1, int8: 2 }[precision], true);
     written += tokens;
   } finally {
     for (const cache of state.caches) cache.endNativeWrite(written);

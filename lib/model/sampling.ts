@@ -2,8 +2,10 @@
 // steps against the KV cache of the chunks before it, then run once more at timestep 0 on the
 // clean chunk to commit its keys and values.
 import { Tensor } from '../tensor/tensor.js';
-import { describe, expectFiniteNumber, expectInteger, expectObject } from '../util/validate.js';
+import { describe, expectFiniteNumber, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
 import type { CausalDit } from './dit.js';
+import { expectPrecision, type AttentionPrecision } from './ops/attention.js';
+import { KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
 import { Rng } from './random.js';
 import { encodePrompt } from './weights.js';
 import type { PromptFeatures } from './prompts.js';
@@ -31,6 +33,10 @@ export interface GenerateOptions {
   timesteps?: number[];
   /** Shift of the flow-matching schedule (default 5). */
   shift?: number;
+  /** Precision of the model's attention: 'fp32' (default), 'bf16' or 'int8' (see AttentionPrecision). */
+  attention?: AttentionPrecision;
+  /** How the KV caches store keys and values: 'fp32' (default), 'bf16' or 'int8' (see KvCacheDtype). */
+  kvCache?: KvCacheDtype;
   /** Called before and after each pass; may be async (the chunk scheduler switches layers here). */
   beforePass?: (info: PassInfo) => void | Promise<void>;
   afterPass?: (info: PassInfo) => void | Promise<void>;
@@ -85,6 +91,7 @@ export function modelTimestepOf(sigma: number): number {
  * @example
  * const model = CausalDit.synthetic(EMBEDDED_DEFAULT);
  * const video = await generate(model, { prompt: 'a red fox running through snow', seed: 1 });
+ * const fast = await generate(model, { prompt: 'a red fox running through snow', seed: 1, attention: 'int8', kvCache: 'int8' });
  */
 export async function generate(model: CausalDit, options: GenerateOptions): Promise<Tensor<'float32'>> {
   const o = expectObject(options, 'options') as unknown as GenerateOptions;
@@ -92,6 +99,8 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
   const seed = expectInteger(o.seed, 'options.seed', { min: 0, max: 2 ** 32 - 1 });
   const chunks = expectInteger(o.chunks ?? c.chunks, 'options.chunks', { min: 1 });
   const shift = expectFiniteNumber(o.shift ?? 5, 'options.shift', { positive: true });
+  const attention = expectPrecision(o.attention, 'options.attention');
+  const kvCache = o.kvCache === undefined ? 'fp32' : expectOneOf(o.kvCache, 'options.kvCache', KV_CACHE_DTYPES);
   const timesteps = o.timesteps ?? DEFAULT_TIMESTEPS;
   if (!Array.isArray(timesteps) || timesteps.length === 0) throw new TypeError(`Expected a non-empty array for options.timesteps but received ${describe(timesteps)}`);
   timesteps.forEach((t, i) => expectFiniteNumber(t, `options.timesteps[${i}]`, { min: 0, max: 1000 }));
@@ -108,7 +117,7 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
   const stepNoise = new Rng((seed ^ 0x5bd1e995) >>> 0);
   noise.fillNormal(video); // the whole video's initial noise, drawn up front as Self-Forcing does
 
-  const state = model.createState(chunks * F);
+  const state = model.createState(chunks * F, { kvCache });
   const embedded = await model.embedContext(context);
   const total = chunks * (timesteps.length + 1);
   let done = 0;
@@ -120,7 +129,7 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
       const sigma = sigmaOf(timesteps[i], shift);
       const info: PassInfo = { chunk: k, step: i, kind: 'denoise', timestep: timesteps[i], sigma };
       await o.beforePass?.(info);
-      const flow = await model.forward(xt, { timestep: modelTimestepOf(sigma), context: embedded, state });
+      const flow = await model.forward(xt, { timestep: modelTimestepOf(sigma), context: embedded, state, attention });
       await o.afterPass?.(info);
       // x0 in float64, then float32 (the original's _convert_flow_pred_to_x0).
       x0 = new Tensor('float32', shape, xt.data.map((v, j) => v - sigma * flow.data[j]));
@@ -135,7 +144,7 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
     }
     const info: PassInfo = { chunk: k, step: timesteps.length, kind: 'cache', timestep: 0, sigma: 0 };
     await o.beforePass?.(info);
-    await model.forward(x0, { timestep: 0, context: embedded, state, commit: true });
+    await model.forward(x0, { timestep: 0, context: embedded, state, commit: true, attention });
     await o.afterPass?.(info);
     o.onProgress?.(++done, total);
     video.set(x0.data, k * chunkSize);

@@ -35,10 +35,23 @@ t.test('generate writes latents and pictures; eval compares two sets', async (t)
   t.match(bad.err, /made from 'a red fox'.*'waves'/);
 });
 
+t.test('generate --attention and --kv-cache run the model so', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qarvd-gen-'));
+  const r = await run(['generate', '--out', dir, '--prompt', 'a red fox', '--seed', '7', '--chunks', '2', '--attention', 'int8', '--kv-cache', 'bf16', '--quiet', '--no-frames']);
+  t.equal(r.code, 0, r.err);
+  t.match(JSON.parse(r.out), { attention: 'int8', kvCache: 'bf16' });
+  const set = await readVideos(path.join(dir, 'videos.safetensors'));
+  t.match(set.info, { attention: 'int8', kvCache: 'bf16' });
+  const direct = await generate(CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 }), { prompt: 'a red fox', seed: 7, chunks: 2, attention: 'int8', kvCache: 'bf16' });
+  t.ok(direct.data.every((v, i) => v === set.videos[0].latents.data[i]), 'the library\'s video for those options');
+});
+
 t.test('bad arguments exit non-zero with a message', async (t) => {
   const cases: [string[], RegExp][] = [
     [['generate', '--seed', '-1'], /--seed must be an integer >= 0/],
     [['generate', '--chunks', 'two'], /--chunks must be an integer/],
+    [['generate', '--attention', 'fp16'], /--attention must be one of fp32, bf16, int8/],
+    [['generate', '--kv-cache', 'int4'], /--kv-cache must be one of fp32, bf16, int8/],
     [['generate', '--model', '/nonexistent/m.safetensors', '--quiet'], /ENOENT|no such file/],
     [['generate', '--config', 'huge', '--quiet'], /embedded-default/],
     [['eval', 'a.safetensors'], /missing required argument/],

@@ -87,7 +87,8 @@ t.test('demo runs the whole pipeline and writes the report with its checkpoints'
   const r = await run(['demo', '--model', model, '--out', out, '--sensitivity-prompts', '1', '--calibration-prompts', '1', '--eval-prompts', '1', '--repeats', '1', '--bins', '512', '--quiet']);
   t.equal(r.code, 0, r.err);
   const summary = json(r);
-  t.equal(summary.ablation.length, 14, 'seven rows per setting');
+  t.equal(summary.ablation.length, 18, 'nine rows per setting');
+  t.match(summary.ablation.slice(7, 9).map((a: { method: string }) => a.method), [/int8 attention/, /int8 attention.*int8 KV cache/], 'the quantized-attention rows');
   for (const file of ['index.html', 'result.json', 'w8a8.safetensors', 'w4a8.safetensors', 'video-0.png', 'video-0-fp32.gif', 'video-0-w8a8.gif', 'video-0-w4a8.gif']) {
     t.ok(existsSync(path.join(out, file)), file);
   }
@@ -95,6 +96,8 @@ t.test('demo runs the whole pipeline and writes the report with its checkpoints'
   t.equal(data.sensitivity.values.length, small.chunks);
   t.equal(data.settings.length, 2);
   t.ok(data.notes.length > 0);
+  t.ok(data.notes.some((n: string) => /W8A8 \+ int8 attention: [\d.]+x the speed of FP32/.test(n)), 'the speed with int8 attention');
+  t.equal(data.settings[0].perChunk.length, 3, 'per-chunk curves: naive, full, full + int8 attention');
   const html = readFileSync(path.join(out, 'index.html'), 'utf8');
   for (const plot of ['sensitivity', 'psnr-W8A8', 'psnr-W4A8', 'speed', 'memory', 'outliers-0']) t.match(html, `data-plot="${plot}"`);
   const loaded = await loadQuantizedModel(path.join(out, 'w8a8.safetensors'));

@@ -17,9 +17,17 @@ export interface OpsNative {
   expVector(x: Float32Array, out: Float32Array): void;
   rope3d(x: Float32Array, out: Float32Array, tokens: number, heads: number, headDim: number, frames: number,
     height: number, width: number, startFrame: number, theta: number, async: boolean): Done;
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, qLen: number, kvLen: number,
-    heads: number, headDim: number, chunk: number, queryOffset: number, scale: number, async: boolean): Done;
+  /** k, v: Float32Array (dtype 0), Uint16Array of bfloat16 bits (1) or Int8Array with scales [tokens, heads] (2); precision 0 fp32, 1 bf16, 2 int8. */
+  attention(q: Float32Array, k: KvData, kDtype: number, kScale: MaybeArray, v: KvData, vDtype: number, vScale: MaybeArray,
+    out: Float32Array, qLen: number, kvLen: number, heads: number, headDim: number, chunk: number, queryOffset: number,
+    scale: number, precision: number, async: boolean): Done;
+  kvStore(x: Float32Array, tokens: number, heads: number, headDim: number, dtype: number, data: KvData, scale: MaybeArray,
+    at: number, smooth: MaybeArray, async: boolean): Done;
+  kvChannelMean(x: Float32Array, tokens: number, width: number, mean: Float32Array): void;
 }
+
+/** Keys or values as the kernels read them: float32, bfloat16 bits, or int8. */
+export type KvData = Float32Array | Uint16Array | Int8Array;
 
 export function ops(): OpsNative {
   return native<OpsNative>();

@@ -4,7 +4,8 @@
 // 1e-5 max|v| (outputs are convex combinations of the rows of v; float32 scores and accumulation).
 import t from 'tap';
 import { attention, attentionSync, backends, gelu, layerNorm, setThreads, Tensor } from '../../../lib/index.js';
-import { assertClose, isas, maxAbs, randomTensor, withIsa } from './helpers.js';
+import { assertClose, maxAbs, randomTensor } from './helpers.js';
+import { isaPaths, resetIsa, useIsa, type IsaPath } from '../../helpers/isa.js';
 import { attentionRef } from './reference.js';
 
 const RTOL = 1e-5;
@@ -22,9 +23,20 @@ const FULL: [number, number, number, number, number][] = [
   [96, 64, 1, 16, 4],
 ];
 
-for (const isa of isas()) {
+/** Runs fn with attention on `path` (every path: natively where the CPU has it, else emulated). */
+async function withPath<T>(path: IsaPath, fn: () => T | Promise<T>): Promise<T> {
+  useIsa(path);
+  try {
+    return await fn();
+  } finally {
+    resetIsa();
+  }
+}
+
+for (const path of isaPaths('attention')) {
+  const isa = path.name;
   t.test(`attention without mask (${isa})`, async (t) => {
-    await withIsa(isa, async () => {
+    await withPath(path, async () => {
       let seed = 1;
       for (const [lq, lk, heads, d, amp] of FULL) {
         const q = randomTensor([lq, heads, d], seed++, amp);
@@ -46,7 +58,7 @@ for (const isa of isas()) {
   });
 
   t.test(`attention with the chunk-causal mask (${isa})`, async (t) => {
-    await withIsa(isa, async () => {
+    await withPath(path, async () => {
       let seed = 100;
       // (chunks, tokens per chunk, heads, headDim): chunks that straddle the kernel's blocks
       for (const [chunks, per, heads, d] of [[5, 37, 2, 64], [3, 1, 1, 6], [4, 64, 3, 12], [3, 100, 2, 128], [2, 7, 2, 20]] as const) {
@@ -73,7 +85,7 @@ for (const isa of isas()) {
   });
 
   t.test(`attention: peaked softmax, equal keys, large scores (${isa})`, async (t) => {
-    await withIsa(isa, () => {
+    await withPath(path, () => {
       // One key far more similar than the rest picks its value; identical keys average the values.
       const d = 16;
       const q = new Tensor('float32', [1, 1, d], new Float32Array(d).fill(1));

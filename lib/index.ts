@@ -70,7 +70,7 @@ export {
 export { writeReport, renderReport } from './report/html.js';
 export {
   checkReportData, type ReportData, type ReportStep, type ReportSensitivity, type ReportSetting, type ReportChunkCurves,
-  type ReportAblationRow, type ReportOutlierLayer, type ReportVideo, type NumberList,
+  type ReportAblationRow, type ReportOutlierLayer, type ReportVideo, type ReportProfile, type NumberList, PROFILE_PARTS,
 } from './report/data.js';
 export { calibrate, CalibrationStats, type CalibrateOptions, type LayerStats, type CalibrationStatsJSON } from './method/calibrate.js';
 export { quantizeModel, detectModelOutliers, roundToNearest, type QuantRecipe, type AllocationRecipe, type LayerReport, type QuantizedModel } from './method/quantize.js';

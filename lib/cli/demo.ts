@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../io/safetensors.js';
 import { channelRanges, frameStrip, latentsToFrames, writeGif, writePng } from '../io/images.js';
 import { saveQuantizedModel } from '../checkpoint/checkpoint.js';
 import { writeReport } from '../report/html.js';
-import type { ReportData } from '../report/data.js';
+import type { ReportData, ReportProfile } from '../report/data.js';
 import { chunkWeightsFromSensitivity } from '../calibration/chunk_weights.js';
 import { detectOutliersSync } from '../calibration/outliers.js';
 import { calibrate } from '../method/calibrate.js';
@@ -16,6 +16,7 @@ import { ablationRows, evaluateLayerSets, SETTINGS, type VideoRequest } from '..
 import { buildLayerSets, fullPrecisionTensors, storedBytes, type LayerSpec } from '../method/spec.js';
 import type { CausalDit } from '../model/dit.js';
 import { DEFAULT_PROMPTS } from '../model/prompts.js';
+import { ForwardProfile } from '../model/native_pass.js';
 import { generate } from '../model/sampling.js';
 import { ChunkScheduler, type LayerSet } from '../schedule/scheduler.js';
 import { measureSensitivity } from '../schedule/sensitivity.js';
@@ -134,6 +135,18 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
       best[withAttention(s)] = Math.min(best[withAttention(s)] ?? Infinity, await time(fullSets[s].sets, o.attention));
     }
   }
+  // One more video per variant with a profile: where its time goes (the timings above run without one).
+  const profiles: ReportProfile[] = [];
+  const profiled = async (variant: string, sets: LayerSet[] | null, attention?: 'bf16' | 'int8') => {
+    const p = new ForwardProfile();
+    await new ChunkScheduler(model, sets ? ChunkScheduler.perChunk(sets) : () => null).generate({ ...requests[0], attention, profile: p });
+    profiles.push({ variant, linears: p.linears, attention: p.attention, norms: p.norms, activations: p.activations, copies: p.copies, rest: p.rest });
+  };
+  await profiled('FP32', null);
+  for (const s of Object.keys(fullSets)) {
+    await profiled(s, fullSets[s].sets);
+    await profiled(withAttention(s), fullSets[s].sets, o.attention);
+  }
   for (const [setting, f] of Object.entries(fullSets)) {
     const checkpoint = `${setting.toLowerCase()}.safetensors`;
     await saveQuantizedModel(path.join(o.out, checkpoint), {
@@ -185,7 +198,7 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
     totalSeconds: (performance.now() - started) / 1000,
     steps,
     sensitivity: { values: s, chunkWeights, prompts: sensitivityPrompts.length, reference: PAPER_SENSITIVITY, decreasing },
-    settings, ablation, outliers: outlierPlots, videos, notes,
+    settings, ablation, outliers: outlierPlots, videos, profiles, notes,
   };
   const report = await writeReport(o.out, data);
   await writeFileAtomic(path.join(o.out, 'result.json'), JSON.stringify(data, null, 2) + '\n');

@@ -6,6 +6,7 @@ import { describe, expectFiniteNumber, expectInteger, expectObject, expectOneOf 
 import type { CausalDit } from './dit.js';
 import { expectPrecision, type AttentionPrecision } from './ops/attention.js';
 import { KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
+import { ForwardProfile } from './native_pass.js';
 import { Rng } from './random.js';
 import { encodePrompt } from './weights.js';
 import type { PromptFeatures } from './prompts.js';
@@ -42,6 +43,8 @@ export interface GenerateOptions {
   afterPass?: (info: PassInfo) => void | Promise<void>;
   /** Progress: passes done out of the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Where the passes' time goes: the video's passes add their kernel times to it (see ForwardProfile). */
+  profile?: ForwardProfile;
 }
 
 export const DEFAULT_TIMESTEPS: readonly number[] = Object.freeze([1000, 750, 500, 250]);
@@ -117,7 +120,9 @@ export async function generate(model: CausalDit, options: GenerateOptions): Prom
   const stepNoise = new Rng((seed ^ 0x5bd1e995) >>> 0);
   noise.fillNormal(video); // the whole video's initial noise, drawn up front as Self-Forcing does
 
+  if (o.profile !== undefined && !(o.profile instanceof ForwardProfile)) throw new TypeError(`Expected a ForwardProfile for options.profile but received ${describe(o.profile)}`);
   const state = model.createState(chunks * F, { kvCache });
+  if (o.profile) state.profile = o.profile;
   const embedded = await model.embedContext(context);
   const total = chunks * (timesteps.length + 1);
   let done = 0;

@@ -63,6 +63,22 @@ export interface ReportVideo {
   animations: { label: string; file: string }[];
 }
 
+/** Where one video's time goes, in seconds per category (see ForwardProfile), for one model variant. */
+export interface ReportProfile {
+  /** e.g. 'FP32', 'W8A8', 'W8A8 + int8 attention'. */
+  variant: string;
+  linears: number;
+  attention: number;
+  norms: number;
+  activations: number;
+  copies: number;
+  /** Wall time of the passes not spent in those kernels (JavaScript, N-API, waiting). */
+  rest: number;
+}
+
+/** The categories of a ReportProfile, in stacking order. */
+export const PROFILE_PARTS = ['linears', 'attention', 'norms', 'activations', 'copies', 'rest'] as const;
+
 /** Everything `writeReport` puts on the page. */
 export interface ReportData {
   title: string;
@@ -78,6 +94,8 @@ export interface ReportData {
   ablation: ReportAblationRow[];
   outliers: ReportOutlierLayer[];
   videos: ReportVideo[];
+  /** Where a video's time goes per variant (optional: reports written before it have none). */
+  profiles?: ReportProfile[];
   /** Honest remarks: what did not help, which targets were missed. */
   notes: string[];
 }
@@ -139,6 +157,15 @@ export function checkReportData(data: unknown): ReportData {
       relativePath(anim.file, `data.videos[${i}].animations[${j}].file`);
     });
   });
+  if (d.profiles !== undefined) {
+    array(d.profiles, 'data.profiles').forEach((p, i) => {
+      const profile = object(p, `data.profiles[${i}]`);
+      string(profile.variant, `data.profiles[${i}].variant`);
+      for (const k of PROFILE_PARTS) {
+        if (number(profile[k], `data.profiles[${i}].${k}`) < 0) throw new RangeError(`Expected a non-negative number of seconds for data.profiles[${i}].${k} but received ${describe(profile[k])}`);
+      }
+    });
+  }
   array(d.notes, 'data.notes').forEach((n, i) => string(n, `data.notes[${i}]`));
   return data as ReportData;
 }

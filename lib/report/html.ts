@@ -4,14 +4,15 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { detectOutliersFromNorms } from '../calibration/outliers.js';
 import { writeFileAtomic } from '../io/safetensors.js';
-import { checkReportData, type ReportData, type ReportOutlierLayer, type ReportSetting } from './data.js';
+import { checkReportData, PROFILE_PARTS, type ReportData, type ReportOutlierLayer, type ReportProfile, type ReportSetting } from './data.js';
 import { barChart, escapeHtml as esc, formatNumber as fmt, lineChart } from './svg.js';
 
 /**
  * Renders the report page for `data` (validated first, see checkReportData). Plots are inline SVG
  * carrying `data-plot` names: 'timeline', 'sensitivity', 'psnr-<setting>', 'ssim-<setting>', 'speed',
- * 'memory', 'outliers-<i>'; images carry `data-image` ('strip' or 'animation'); tables carry
- * `data-table` ('config', 'steps', 'sensitivity', 'speed-memory', 'ablation', 'chunks-<setting>').
+ * 'profile' (when data.profiles is given), 'memory', 'outliers-<i>'; images carry `data-image`
+ * ('strip' or 'animation'); tables carry `data-table` ('config', 'steps', 'sensitivity',
+ * 'speed-memory', 'profile', 'ablation', 'chunks-<setting>').
  *
  * @example
  * const html = renderReport(data);
@@ -211,9 +212,23 @@ function speedMemory(d: ReportData): string {
     cell(s.name), num(seconds(s.speed.fp32Seconds)), num(seconds(s.speed.quantSeconds)), num(ratio(s.speed.fp32Seconds, s.speed.quantSeconds)),
     num(bytes(s.bytes.fp32)), num(bytes(s.bytes.quantized)), num(ratio(s.bytes.quantized, s.bytes.fp32)), num(ratio(s.bytes.blockQuantized, s.bytes.blockFp32)),
   ]);
-  return figure(speed, 'Labels: speed-up over FP32 (FP32 time / quantized time).') +
+  return figure(speed, 'Labels: speed-up over FP32 (FP32 time / quantized time).') + profile(d) +
     figure(memory, 'Labels: quantized bytes as a fraction of FP32 bytes, for all weights ("model") and for the transformer blocks alone.') +
     table('speed-memory', ['setting', 'FP32 time', 'quantized time', 'speed-up', 'FP32 weights', 'quantized weights', 'weights ratio', 'blocks ratio'], rows);
+}
+
+// Where one video's time goes, a stacked bar per variant (the kernels' categories and the rest).
+function profile(d: ReportData): string {
+  if (!d.profiles?.length) return '';
+  const total = (p: ReportProfile) => PROFILE_PARTS.reduce((t, k) => t + p[k], 0);
+  const plot = barChart({
+    id: 'profile', title: 'Where the time of one video goes', categories: d.profiles.map((p) => p.variant), yLabel: 'seconds per video', stacked: true,
+    series: PROFILE_PARTS.map((k) => ({ name: k, values: d.profiles!.map((p) => p[k]) })),
+    barLabels: [d.profiles.map((p) => seconds(total(p)))],
+  });
+  const rows = d.profiles.map((p) => [cell(p.variant), ...PROFILE_PARTS.map((k) => num(`${fmt(p[k], 3)} s (${(100 * p[k] / (total(p) || 1)).toFixed(0)}%)`)), num(seconds(total(p)))]);
+  return figure(plot, 'One profiled video per variant: block and embedding linears (with the activation quantization), attention, norms and modulation, activations, copies and cache writes, and the rest (JavaScript, N-API, waiting for threads).') +
+    table('profile', ['variant', ...PROFILE_PARTS, 'total'], rows);
 }
 
 // The row with the highest finite PSNR of a setting (the first on ties); none when no PSNR is finite.

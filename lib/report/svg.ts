@@ -43,6 +43,8 @@ export interface BarChartOptions extends ChartBase {
   lines?: { value: number; label: string }[];
   /** Text above each bar, barLabels[series][category] (e.g. "2.4x"). */
   barLabels?: string[][];
+  /** Series stacked in one bar per category (values >= 0; e.g. where a video's time goes), instead of side by side. */
+  stacked?: boolean;
 }
 
 export type LineChartOptions = ChartBase;
@@ -106,6 +108,7 @@ export function linearScale(d0: number, d1: number, r0: number, r1: number): (v:
  *            series: [{ name: 'FP32', values: [2.1] }, { name: 'quantized', values: [0.9] }] });
  */
 export function barChart(o: BarChartOptions): string {
+  if (o.stacked) return stackedBarChart(o);
   const g = geometry(o);
   const finite = [...o.series.flatMap((s) => finiteValues(s.values)), ...finiteValues((o.lines ?? []).map((l) => l.value))];
   const lo = Math.min(0, least(finite)), hi = Math.max(0, greatest(finite));
@@ -144,6 +147,36 @@ export function barChart(o: BarChartOptions): string {
   const legend = o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length] }));
   if (o.highlight && highlighted.size > 0) legend.push({ name: o.highlight.name, color: hiColor });
   return svg(g, o, parts, legend);
+}
+
+// One bar per category, the series' (finite, non-negative) values stacked bottom up in series order;
+// the bar label (barLabels[0][category]) goes above the stack.
+function stackedBarChart(o: BarChartOptions): string {
+  const g = geometry(o);
+  const n = o.categories.length;
+  const value = (s: Series, i: number) => (Number.isFinite(s.values[i]) ? Math.max(0, s.values[i]) : 0);
+  const totals = o.categories.map((_, i) => o.series.reduce((t, s) => t + value(s, i), 0));
+  const hi = greatest(totals);
+  const ticks = hi > 0 ? niceTicks(0, hi) : [0, 1];
+  const y = linearScale(ticks[0], ticks[ticks.length - 1], g.bottom, g.top);
+  const band = (g.right - g.left) / Math.max(1, n);
+  const barW = band * 0.6;
+  const parts: string[] = [axes(g, ticks, y, o), xLabels(g, o.categories, band, o.maxXLabels)];
+  for (let i = 0; i < n; i++) {
+    const x = g.left + i * band + (band - barW) / 2;
+    let base = 0;
+    o.series.forEach((s, si) => {
+      const v = value(s, i);
+      if (v === 0) return;
+      const top = y(base + v), h = y(base) - top;
+      const color = s.color ?? PALETTE[si % PALETTE.length];
+      parts.push(`<rect class="bar" data-series="${si}" data-index="${i}" x="${r(x)}" y="${r(top)}" width="${r(barW)}" height="${r(h)}" fill="${color}"><title>${escapeHtml(`${s.name} — ${o.categories[i]}: ${formatNumber(v, 4)}`)}</title></rect>`);
+      base += v;
+    });
+    const label = o.barLabels?.[0]?.[i];
+    if (label) parts.push(`<text class="bar-label" x="${r(x + barW / 2)}" y="${r(y(base) - 4)}" text-anchor="middle" font-size="11">${escapeHtml(label)}</text>`);
+  }
+  return svg(g, o, parts, o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length] })));
 }
 
 /**

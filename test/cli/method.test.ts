@@ -99,7 +99,9 @@ t.test('demo runs the whole pipeline and writes the report with its checkpoints'
   t.ok(data.notes.some((n: string) => /W8A8 \+ int8 attention: [\d.]+x the speed of FP32/.test(n)), 'the speed with int8 attention');
   t.equal(data.settings[0].perChunk.length, 3, 'per-chunk curves: naive, full, full + int8 attention');
   const html = readFileSync(path.join(out, 'index.html'), 'utf8');
-  for (const plot of ['sensitivity', 'psnr-W8A8', 'psnr-W4A8', 'speed', 'memory', 'outliers-0']) t.match(html, `data-plot="${plot}"`);
+  for (const plot of ['sensitivity', 'psnr-W8A8', 'psnr-W4A8', 'speed', 'profile', 'memory', 'outliers-0']) t.match(html, `data-plot="${plot}"`);
+  t.same(data.profiles.map((p: { variant: string }) => p.variant), ['FP32', 'W8A8', 'W8A8 + int8 attention', 'W4A8', 'W4A8 + int8 attention'], 'a profiled video per variant');
+  for (const p of data.profiles) t.ok(p.linears > 0 && p.attention > 0, `${p.variant}: linears and attention timed`);
   const loaded = await loadQuantizedModel(path.join(out, 'w8a8.safetensors'));
   t.equal(loaded.model.config.name, 'small');
 });

@@ -7,6 +7,7 @@ import { CausalDit } from '../../lib/model/dit.js';
 import { type DitConfig, EMBEDDED_DEFAULT } from '../../lib/model/config.js';
 import { encodePrompt } from '../../lib/model/weights.js';
 import { Rng } from '../../lib/model/random.js';
+import { generate } from '../../lib/model/sampling.js';
 
 const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
 
@@ -114,6 +115,17 @@ t.test('a profile splits the wall time of the passes into kernels and the rest',
     const s = p.summary();
     t.ok(Math.abs(Object.values(s).reduce((a, b) => a + b, 0) - 1) < 1e-9, `${execution}: fractions sum to 1`);
   }
+});
+
+t.test('generate({ profile }) adds every pass of the video to the profile, and leaves the video unchanged', async (t) => {
+  const model = build(variants.w8a8);
+  const profile = new ForwardProfile();
+  const plain = await generate(model, { prompt: 'p', seed: 3, timesteps: [1000, 500] });
+  const profiled = await generate(model, { prompt: 'p', seed: 3, timesteps: [1000, 500], profile });
+  t.equal(profile.passes, tiny.chunks * (2 + 1), 'two denoising passes and a cache pass per chunk');
+  t.ok(profile.linears > 0 && profile.attention > 0 && profile.total >= profile.linears + profile.attention);
+  t.same(Array.from(profiled.data), Array.from(plain.data));
+  await t.rejects(generate(model, { prompt: 'p', seed: 3, profile: { linears: 0 } as unknown as ForwardProfile }), /Expected a ForwardProfile for options\.profile/);
 });
 
 t.test('the event loop stays free while a native pass runs', async (t) => {

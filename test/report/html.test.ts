@@ -72,6 +72,23 @@ t.test('bar geometry: heights proportional to values, standing on zero', (t) => 
   t.end();
 });
 
+t.test('stacked bars: one bar per category, segments stacked in series order', (t) => {
+  // Plot area: x 30..190, y 10..130; totals 3 and 4 -> ticks 0..4, 30 px per second.
+  const svg = barChart({
+    id: 'p', title: 'p', categories: ['FP32', 'W8A8'], stacked: true, width: 200, height: 150, margin: MARGIN,
+    series: [{ name: 'linears', values: [2, 1] }, { name: 'attention', values: [1, 3] }, { name: 'rest', values: [0, NaN] }],
+    barLabels: [['3 s', '4 s']],
+  });
+  const bars = svg.match(/<rect class="bar"[^>]*>/g)!.map(attrs);
+  t.equal(bars.length, 4, 'zero and non-finite segments draw nothing');
+  t.same(bars.map((b) => [b.y, b.height]), [[70, 60], [40, 30], [100, 30], [10, 90]], 'linears at the bottom, attention on top');
+  const band = 80;
+  t.same(bars.map((b) => b.x), [30 + 0.2 * band, 30 + 0.2 * band, 110 + 0.2 * band, 110 + 0.2 * band], 'one bar per category, centred');
+  t.match(svg, /<text class="bar-label" x="70" y="36"[^>]*>3 s<\/text>/, 'the label above the stack');
+  t.match(svg, /<text class="bar-label" x="150" y="6"[^>]*>4 s<\/text>/);
+  t.end();
+});
+
 t.test('line geometry: points at band centres, broken by NaN', (t) => {
   const svg = lineChart({ id: 'l', title: 'l', categories: ['0', '1', '2', '3'], series: [{ name: 's', values: [0, 5, NaN, 10] }], width: 200, height: 150, margin: MARGIN });
   const pts = svg.match(/<circle class="point"[^>]*>/g)!.map(attrs);
@@ -145,6 +162,29 @@ t.test('the page: tables, ratios, images, escaping and n/a', (t) => {
   const h2 = renderReport(flipped);
   t.match(h2, /does <strong>not<\/strong> decrease/);
   t.equal(count(plot(h2, 'sensitivity'), /<rect class="bar"/), CHUNKS, 'no reference series');
+  t.end();
+});
+
+t.test('the page: where the time goes, a stacked bar per variant', (t) => {
+  t.equal(count(renderReport(fixture()), /data-plot="profile"/), 0, 'no profiles, no plot');
+  const data: ReportData = {
+    ...fixture(),
+    profiles: [
+      { variant: 'FP32', linears: 0.24, attention: 0.12, norms: 0.02, activations: 0, copies: 0.01, rest: 0.01 },
+      { variant: 'W8A8 + int8 attention', linears: 0.1, attention: 0.08, norms: 0.02, activations: 0, copies: 0.02, rest: 0 },
+    ],
+  };
+  const html = renderReport(data);
+  const profile = plot(html, 'profile');
+  t.equal(count(profile, /<rect class="bar"/), 5 + 4, 'a segment per non-zero category');
+  t.equal(count(profile, /<rect class="bar" data-series="1"/), 2, 'attention in both bars');
+  t.match(profile, />0\.4 s</, 'the FP32 total above its bar');
+  t.match(profile, />0\.22 s</);
+  const table = html.slice(html.indexOf('<table data-table="profile"'), html.indexOf('</table>', html.indexOf('<table data-table="profile"')));
+  t.equal(count(table, /<tr/), 1 + 2);
+  t.match(table, /0\.24 s \(60%\)/, 'FP32 linears: 0.24 of 0.4 s');
+  t.throws(() => checkReportData({ ...data, profiles: [{ ...data.profiles![0], rest: -1 }] }), /data\.profiles\[0\]\.rest/);
+  t.throws(() => checkReportData({ ...data, profiles: [{ variant: 'x' }] }), /Expected a number for data\.profiles\[0\]\.linears/);
   t.end();
 });
 

@@ -8,6 +8,7 @@ namespace qarvd::attn::QARVD_SIMD_NS {
 
 struct Avx512Kernels : ScalarConversions {
   static PathShape shape();
+  static RowQuantizer row_quantizer() { return quantize_row512; }
   QARVD_TARGET_AVX512 static void scores(Unit qk, const KeyBlock& b, int64_t rows_p, Scratch& sc);
   // The scores' scales (and int8's correction for unsigned queries), after the products.
   QARVD_TARGET_AVX512 static void finish_scores(Unit qk, const KeyBlock& b, int64_t rows_p, Scratch& sc);

@@ -154,7 +154,7 @@ Scratch make_scratch(const PathShape& s, const AttentionParams& p, Unit qk, Unit
 }
 
 void pack_queries(const float* q, const AttentionParams& p, int64_t h, int64_t q0, int64_t rows, int64_t rows_p, Unit qk,
-                  Scratch& sc) {
+                  Scratch& sc, RowQuantizer quantize) {
   const int64_t d = p.head_dim, bq = sc.bq;
   const bool int8 = p.precision == AttentionPrecision::kInt8, bf16 = p.precision == AttentionPrecision::kBf16;
   sc.qscaled = int8;
@@ -166,7 +166,7 @@ void pack_queries(const float* q, const AttentionParams& p, int64_t h, int64_t q
       const float* src = q + (q0 + r) * p.q_stride + h * d;
       for (int64_t c = 0; c < d; ++c) x[c] = src[c] * p.scale;
       if (int8) {
-        sc.qscale[r] = quantize_row(x.data(), d, xq.data());
+        sc.qscale[r] = quantize(x.data(), d, xq.data());
         for (int64_t c = 0; c < d; ++c) x[c] = xq[c];
       } else if (bf16) {
         for (int64_t c = 0; c < d; ++c) x[c] = round_bf16(x[c]);

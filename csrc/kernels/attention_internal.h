@@ -206,7 +206,7 @@ Scratch make_scratch(const PathShape& s, const AttentionParams& p, Unit qk, Unit
 // Packs the task's queries rows [q0, q0 + rows) of head h (padded with zeros to rows_p) in the format
 // of the unit, scaled by p.scale and rounded as the precision asks; and the visible-key limits.
 void pack_queries(const float* q, const AttentionParams& p, int64_t h, int64_t q0, int64_t rows, int64_t rows_p, Unit qk,
-                  Scratch& sc);
+                  Scratch& sc, RowQuantizer quantize = quantize_row);
 
 // Scalar conversions of a block (paths replace the hot ones with SIMD code): keys [kb, kb + nk) of
 // head h to float32 rows (values of the precision: rounded to bfloat16, or the int8 integers with
@@ -246,7 +246,7 @@ void run_blocks(const float* q, const Operands& in, float* out, const AttentionP
     // Last query blocks first: under the causal mask they see the most keys.
     const int64_t h = t % p.heads, q0 = (blocks - 1 - t / p.heads) * shape.bq;
     const int64_t rows = std::min(shape.bq, p.q_len - q0), rows_p = round_up(rows, shape.qk_queries);
-    pack_queries(q, p, h, q0, rows, rows_p, qk, sc);
+    pack_queries(q, p, h, q0, rows, rows_p, qk, sc, K::row_quantizer());
     std::fill(sc.m.begin(), sc.m.end(), kNegInf);
     std::fill(sc.l.begin(), sc.l.end(), 0.0f);
     std::fill(sc.o.begin(), sc.o.end(), 0.0f);
@@ -267,6 +267,8 @@ void run_blocks(const float* q, const Operands& in, float* out, const AttentionP
 
 // Default conversions for a path's K class.
 struct ScalarConversions {
+  // What quantizes the int8 precision's query rows (quantize_row or a SIMD twin with its results).
+  static RowQuantizer row_quantizer() { return quantize_row; }
   static KeyBlock keys(Unit qk, const Operands& in, const AttentionParams& p, int64_t h, int64_t kb, int64_t nk,
                        Scratch& sc) {
     if (qk == Unit::kInt8Dot) return keys_as_int8(*in.k8, p, h, kb, nk, sc);

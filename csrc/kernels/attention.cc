@@ -122,6 +122,15 @@ void attention_scalar(const float* q, const KvView& k, const KvView& v, float* o
 
 }  // namespace
 
+attn::RowQuantizer attn::path_row_quantizer() {
+  const KernelPath path = attention_path();
+  if (path.isa < Isa::kAvx512) return quantize_row;
+#ifdef QARVD_WITH_SIMDE
+  if (path.emulated) return emulated::quantize_row512;
+#endif
+  return native::quantize_row512;
+}
+
 void attention(const float* q, const KvView& k, const KvView& v, float* out, const AttentionParams& p,
                AttentionWorkspace* workspace) {
   if (p.q_len < 0 || p.kv_len < 1 || p.heads < 1 || p.head_dim < 1) throw std::range_error("attention: bad sizes");
@@ -142,17 +151,7 @@ void attention(const float* q, const KvView& k, const KvView& v, float* out, con
   AttentionWorkspace& ws = workspace ? *workspace : local;
   const KernelPath path = attention_path();
   Int8Keys k8;
-  if (p.precision == AttentionPrecision::kInt8) {
-    attn::RowQuantizer quantize = attn::quantize_row;
-    if (path.isa >= Isa::kAvx512) {
-#ifdef QARVD_WITH_SIMDE
-      quantize = path.emulated ? attn::emulated::quantize_row512 : attn::native::quantize_row512;
-#else
-      quantize = attn::native::quantize_row512;
-#endif
-    }
-    k8 = attn::prepare_int8_keys(k, p, ws, quantize);
-  }
+  if (p.precision == AttentionPrecision::kInt8) k8 = attn::prepare_int8_keys(k, p, ws, attn::path_row_quantizer());
   const Int8Keys* keys8 = p.precision == AttentionPrecision::kInt8 ? &k8 : nullptr;
   attn::Operands in;
   in.k = k;

@@ -123,6 +123,8 @@ struct Int8Keys {
 
 // quantize_row, or a SIMD twin with the same results.
 using RowQuantizer = float (*)(const float* x, int64_t n, int8_t* q);
+// The fastest of them on the attention path in use (attention.cc).
+RowQuantizer path_row_quantizer();
 
 // Stored int8 keys with head_dim a multiple of 4 are used in place (only their sums are computed);
 // anything else is smoothed and quantized into the workspace, in parallel over tokens.

@@ -13,6 +13,7 @@ void kv_store(const KvStoreArgs& a) {
   if (a.tokens < 0 || a.heads < 1 || d < 1 || a.at < 0) throw std::range_error("kv_store: bad sizes");
   if (a.x_stride < width || a.stride < width) throw std::range_error("kv_store: token stride smaller than heads * head_dim");
   if (a.dtype == KvDtype::kInt8 && (a.scale == nullptr || a.scale_stride < a.heads)) throw std::range_error("kv_store: int8 needs scales");
+  const attn::RowQuantizer quantize = attn::path_row_quantizer();
   parallel_for(a.tokens, 16, [&](int64_t t0, int64_t t1, int) {
     std::vector<float> row(static_cast<size_t>(d));
     for (int64_t t = t0; t < t1; ++t) {
@@ -31,7 +32,7 @@ void kv_store(const KvStoreArgs& a) {
           int8_t* out = static_cast<int8_t*>(a.data) + dst;
           for (int64_t h = 0; h < a.heads; ++h) {
             for (int64_t c = 0; c < d; ++c) row[c] = a.smooth ? x[h * d + c] - a.smooth[h * d + c] : x[h * d + c];
-            a.scale[(a.at + t) * a.scale_stride + h] = attn::quantize_row(row.data(), d, out + h * d);
+            a.scale[(a.at + t) * a.scale_stride + h] = quantize(row.data(), d, out + h * d);
           }
           break;
         }

@@ -160,7 +160,10 @@ t.test('bf16 cache: the keys and values rounded to nearest even, bit for bit', a
   t.equal(cache.keySmoothing, null);
 });
 
-t.test('int8 cache: smoothed keys and values quantized per token and head, bit for bit', async (t) => {
+// On every attention path: the cache quantizes with that path's row quantizer (AVX-512 where it has it).
+for (const path of isaPaths('attention')) t.test(`int8 cache: smoothed keys and values quantized per token and head, bit for bit (${path.name})`, async (t) => {
+  useIsa(path);
+  t.teardown(resetIsa);
   const [per, heads, d] = [24, 3, 16];
   const width = heads * d;
   const cache = new KvCache({ maxTokens: 3 * per, heads, headDim: d, storage: 'int8' });

@@ -79,6 +79,7 @@ struct PackedSegment {
   // epilogue may apply the zero-point corrections in float, exactly (small groups), for activations
   // as int16 differences (pairs) or as bytes (4-bit pairs, quads).
   bool float_exact16 = false, float_exact8 = false;
+  bool no_wzero = false;  // every stored zero point is 0 (8-bit symmetric weights): no row-sum term
   WeightPanels layouts[2];  // indexed by WeightLayout
   // [panel][group][kIntNr], zero for the padding channels past N.
   AlignedBuffer<float> wscale;

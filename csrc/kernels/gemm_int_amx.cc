@@ -97,6 +97,7 @@ QARVD_TARGET_AMX void segment_tiles(const SegmentArgs& s) {
   const uint8_t* a1 = s.a + kTileRows * s.a_ld;
   alignas(64) int32_t acc[kMr][kNp * kIntNr];
   const bool float_exact = seg.float_exact8 && !s.dbg;
+  const bool shared_zc = shared_row_zc(s, kMr);
   for (int64_t g = 0; g < seg.ngroups; ++g) {
     const int64_t kk = seg.group_offset_k(g), kpad = round_up(seg.group_len(g), kstep);
     Tiles::zero<0>();
@@ -139,7 +140,7 @@ QARVD_TARGET_AMX void segment_tiles(const SegmentArgs& s) {
     }
     const bool first = s.first && g == 0;
     for (int v = 0; v < NP; ++v) {
-      const PanelMeta p = panel_meta(seg, s.panel + v, g);
+      const PanelMeta p = panel_meta(seg, s.panel + v, g, shared_zc, s.row_zc[0]);
       for (int i = 0; i < kMr; ++i) {
         const __m512i row = _mm512_load_si512(reinterpret_cast<const void*>(&acc[i][v * kIntNr]));
         apply_row(s, p, kMr, i, v, g, first, float_exact, kNp * kIntNr, row);

@@ -9,13 +9,26 @@
 
 namespace qarvd::gemm::QARVD_SIMD_NS {
 
-// One weight panel's metadata for one group.
+// One weight panel's metadata for one group. Two shortcuts give the same integers with less work:
+// weights without zero points (8-bit symmetric) skip the row-sum term, and a tile whose rows share
+// one zero point (symmetric activations: all 128; static ones: their zero point + 128) takes the
+// zero-point term per panel (wszc = wsum * zc) instead of per row.
 struct PanelMeta {
-  __m512i wz, ws;
-  __m512 sw, wzf, wsf;
+  __m512i wz, ws, wszc;
+  __m512 sw, wzf, wsf, wszcf;
+  bool no_wzero, shared_zc;
 };
 
-QARVD_TARGET_AVX512VNNI inline PanelMeta panel_meta(const PackedSegment& seg, int64_t panel, int64_t g) {
+// Whether the tile's mr rows share one zero point (byte formats only).
+inline bool shared_row_zc(const SegmentArgs& s, int mr) {
+  if (!s.row_zc) return false;
+  for (int i = 1; i < mr; ++i)
+    if (s.row_zc[i] != s.row_zc[0]) return false;
+  return true;
+}
+
+QARVD_TARGET_AVX512VNNI inline PanelMeta panel_meta(const PackedSegment& seg, int64_t panel, int64_t g, bool shared_zc,
+                                                    int32_t zc) {
   const size_t meta = static_cast<size_t>((panel * seg.ngroups + g) * kIntNr);
   PanelMeta p;
   p.wz = _mm512_loadu_si512(seg.wzero.data() + meta);
@@ -23,6 +36,12 @@ QARVD_TARGET_AVX512VNNI inline PanelMeta panel_meta(const PackedSegment& seg, in
   p.sw = _mm512_loadu_ps(seg.wscale.data() + meta);
   p.wzf = _mm512_cvtepi32_ps(p.wz);
   p.wsf = _mm512_cvtepi32_ps(p.ws);
+  p.no_wzero = seg.no_wzero;
+  p.shared_zc = shared_zc;
+  if (shared_zc) {
+    p.wszc = _mm512_mullo_epi32(p.ws, _mm512_set1_epi32(zc));
+    p.wszcf = _mm512_mul_ps(p.wsf, _mm512_set1_ps(static_cast<float>(zc)));
+  }
   return p;
 }
 
@@ -33,12 +52,13 @@ QARVD_TARGET_AVX512VNNI inline void apply_row(const SegmentArgs& s, const PanelM
   const int32_t rs = s.row_sums[g * mr + i], zc = s.row_zc[i];
   __m512 c;
   if (float_exact) {
+    // Every term an integer below 2^24: exact in float however it is grouped.
     c = _mm512_cvtepi32_ps(acc);
-    c = _mm512_fnmadd_ps(p.wzf, _mm512_set1_ps(static_cast<float>(rs)), c);
-    c = _mm512_fnmadd_ps(p.wsf, _mm512_set1_ps(static_cast<float>(zc)), c);
+    if (!p.no_wzero) c = _mm512_fnmadd_ps(p.wzf, _mm512_set1_ps(static_cast<float>(rs)), c);
+    c = p.shared_zc ? _mm512_sub_ps(c, p.wszcf) : _mm512_fnmadd_ps(p.wsf, _mm512_set1_ps(static_cast<float>(zc)), c);
   } else {
-    __m512i ci = _mm512_sub_epi32(acc, _mm512_mullo_epi32(p.wz, _mm512_set1_epi32(rs)));
-    ci = _mm512_sub_epi32(ci, _mm512_mullo_epi32(p.ws, _mm512_set1_epi32(zc)));
+    __m512i ci = p.no_wzero ? acc : _mm512_sub_epi32(acc, _mm512_mullo_epi32(p.wz, _mm512_set1_epi32(rs)));
+    ci = _mm512_sub_epi32(ci, p.shared_zc ? p.wszc : _mm512_mullo_epi32(p.ws, _mm512_set1_epi32(zc)));
     if (s.dbg) {
       alignas(64) int32_t tmp[kIntNr];
       _mm512_store_si512(reinterpret_cast<void*>(tmp), ci);

@@ -135,6 +135,7 @@ void pack_segment(PackedInt& layer, PackedSegment& s, const int8_t* q, const flo
       }
     }
   }
+  s.no_wzero = true;
   for (int64_t row = 0; row < n; ++row) {
     const int64_t p = row / kIntNr;
     const int c = static_cast<int>(row % kIntNr);
@@ -146,6 +147,7 @@ void pack_segment(PackedInt& layer, PackedSegment& s, const int8_t* q, const flo
       for (int64_t kk = g * s.group; kk < g * s.group + s.group_len(g); ++kk) sum += s.spec.bits == 8 ? qr[kk] : qr[kk] + 8;
       s.wscale[meta] = scale[row * ng + g];
       s.wzero[meta] = wz;
+      s.no_wzero = s.no_wzero && wz == 0;
       s.wsum[meta] = sum - static_cast<int32_t>(s.group_len(g)) * wz;
     }
   }

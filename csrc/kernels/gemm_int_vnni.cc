@@ -82,6 +82,7 @@ QARVD_TARGET_AVX512VNNI void segment_tiles(const SegmentArgs& s) {
   const WeightPanels& w = *s.w;
   const int64_t panel_bytes = w.panel_bytes;
   const bool float_exact = seg.float_exact8 && !s.dbg;
+  const bool shared_zc = shared_row_zc(s, kMr);
   const __m512i low = _mm512_set1_epi8(0x0f);
   for (int64_t g = 0; g < seg.ngroups; ++g) {
     const int64_t kk = seg.group_offset_k(g), kpad = round_up(seg.group_len(g), w.step);
@@ -125,7 +126,7 @@ QARVD_TARGET_AVX512VNNI void segment_tiles(const SegmentArgs& s) {
     const bool first = s.first && g == 0;
 #pragma GCC unroll 4
     for (int v = 0; v < NP; ++v) {
-      const PanelMeta p = panel_meta(seg, s.panel + v, g);
+      const PanelMeta p = panel_meta(seg, s.panel + v, g, shared_zc, s.row_zc[0]);
 #pragma GCC unroll 12
       for (int i = 0; i < kMr; ++i) apply_row(s, p, kMr, i, v, g, first, float_exact, kLd, acc[i][v]);
     }

@@ -4,8 +4,9 @@
 // instruction per activation row.
 // - AVX-VNNI (256-bit VEX, client CPUs): the 4 x 16 tiles of the AVX2 path, with its epilogue.
 // - AVX-512 VNNI: 12 x 32 tiles (two weight panels) in 24 zmm accumulators, the epilogue applied
-//   straight from the registers. 4-bit weights are widened in registers: a mask and a shift turn a
-//   64-byte row of nibbles into two quad rows.
+//   straight from the registers. 4-bit weights are widened by a mask and a shift (a 64-byte row of
+//   nibbles into two quad rows): once per thread and weight panel for the 12-row tiles, in registers
+//   for the few-row ones.
 // The same source builds natively and against SIMDe (emulated/gemm_int_vnni.cc).
 #include "simd_build.h"
 
@@ -70,6 +71,40 @@ void segment_avxvnni(const SegmentArgs& s) {
 
 // ---- AVX-512 VNNI: 12 rows x 32 channels (4 x 64 for a few rows) ----
 
+// Per thread, for the 12-row tiles of 4-bit segments: the weight panels the thread is on, widened
+// from nibbles to the 8-bit quad layout once and reused by every 12-row tile of its rows (in
+// registers each tile would widen them again). Valid within one call: finish_vnni forgets them.
+struct WidePanels {
+  const PackedSegment* seg = nullptr;
+  int64_t panel = -1;
+  int panels = 0;
+  AlignedBuffer<uint8_t> bytes;  // [panel][len_pad / 4 quad rows][64]
+};
+thread_local WidePanels t_wide;
+
+QARVD_TARGET_AVX512VNNI const uint8_t* widened(const PackedSegment& seg, const WeightPanels& w, int64_t panel, int panels) {
+  WidePanels& t = t_wide;
+  if (t.seg == &seg && t.panel == panel && t.panels == panels) return t.bytes.data();
+  const int64_t wide_bytes = w.len_pad * kIntNr;
+  t.bytes.reserve(static_cast<size_t>(panels * wide_bytes));
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  for (int v = 0; v < panels; ++v) {
+    const uint8_t* src = w.bytes.data() + (panel + v) * w.panel_bytes;
+    uint8_t* dst = t.bytes.data() + v * wide_bytes;
+    for (int64_t r = 0; r < w.len_pad / 8; ++r) {
+      const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(src + r * 64));
+      _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r) * 64), _mm512_and_si512(raw, low));
+      _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r + 1) * 64), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
+    }
+  }
+  t.seg = &seg;
+  t.panel = panel;
+  t.panels = panels;
+  return t.bytes.data();
+}
+
+void finish_vnni() { t_wide.seg = nullptr; }
+
 // One register tile of MR rows and NP weight panels (the ftile row holds LDP panels), all of the
 // segment's groups: for each group the accumulators start at zero in registers, run over the
 // group's k (u8 activations, dwords [k/4][MR], times int8 quads (BITS 8) or 4-bit nibble rows
@@ -80,20 +115,25 @@ QARVD_TARGET_AVX512VNNI void segment_tiles(const SegmentArgs& s) {
   constexpr int kMr = MR, kLd = LDP * kIntNr;
   const PackedSegment& seg = *s.seg;
   const WeightPanels& w = *s.w;
-  const int64_t panel_bytes = w.panel_bytes;
+  // 4-bit weights of the 12-row tiles come widened (the same bytes as 8-bit weights with values
+  // 0..15, so the 8-bit loop gives the same sums); those of the few-row tiles widen in registers.
+  constexpr bool kWide = BITS == 4 && MR >= 12;
+  constexpr int kBits = kWide ? 8 : BITS;
+  const int64_t panel_bytes = kWide ? w.len_pad * kIntNr : w.panel_bytes;
+  const uint8_t* base = kWide ? widened(seg, w, s.panel, NP) : w.bytes.data() + s.panel * panel_bytes;
   const bool float_exact = seg.float_exact8 && !s.dbg;
   const bool shared_zc = shared_row_zc(s, kMr);
   const __m512i low = _mm512_set1_epi8(0x0f);
   for (int64_t g = 0; g < seg.ngroups; ++g) {
     const int64_t kk = seg.group_offset_k(g), kpad = round_up(seg.group_len(g), w.step);
     const int32_t* a32 = reinterpret_cast<const int32_t*>(s.a + kk * kMr);
-    const uint8_t* b = w.bytes.data() + s.panel * panel_bytes + (BITS == 8 ? kk * kIntNr : kk * kIntNr / 2);
+    const uint8_t* b = base + (kBits == 8 ? kk * kIntNr : kk * kIntNr / 2);
     __m512i acc[kMr][NP];
 #pragma GCC unroll 12
     for (int i = 0; i < kMr; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < NP; ++v) acc[i][v] = _mm512_setzero_si512();
-    if (BITS == 8) {
+    if (kBits == 8) {
       for (int64_t q = 0; q < kpad / 4; ++q) {
         __m512i wv[NP];
 #pragma GCC unroll 4
@@ -207,7 +247,7 @@ QARVD_TARGET_AVX512VNNI int64_t peak_ops_avx512vnni(int64_t rounds) {
 #endif
 
 const IntPath kIntAvxVnni = {WeightLayout::kQuads, kSmallMr, 1, true, false, 64, &kRowKernelsAvx2, segment_avxvnni};
-const IntPath kIntAvx512Vnni = {WeightLayout::kQuads, 12, 2, true, false, 96, &kRowKernelsAvx2, segment_avx512vnni};
+const IntPath kIntAvx512Vnni = {WeightLayout::kQuads, 12, 2, true, false, 96, &kRowKernelsAvx2, segment_avx512vnni, finish_vnni};
 const IntPath kIntAvx512VnniFew = {WeightLayout::kQuads, 4, 4, true, false, 64, &kRowKernelsAvx2, segment_avx512vnni_few};
 
 }  // namespace qarvd::gemm::QARVD_SIMD_NS

@@ -206,6 +206,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "native: workspace is not a handle from ditWorkspace");
   }
   WorkspaceHolder ws = *info[15].As<Napi::External<WorkspaceHolder>>().Data();
+  if (!ws) throw Napi::Error::New(env, "native: the model state was disposed");
   double* profile = nullptr;
   if (!info[16].IsNull() && !info[16].IsUndefined()) {
     auto pv = qn::typed_array<double>(info, 16, "profile", qn::Access::kOut);
@@ -228,7 +229,17 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   });
 }
 
+// ditWorkspaceDispose(handle): frees the workspace's buffers now (a pass in flight keeps its own).
+Napi::Value DisposeWorkspace(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal() || !info[0].As<Napi::External<WorkspaceHolder>>().CheckTypeTag(&kWorkspaceTag)) {
+    throw Napi::TypeError::New(info.Env(), "native: workspace is not a handle from ditWorkspace");
+  }
+  info[0].As<Napi::External<WorkspaceHolder>>().Data()->reset();
+  return info.Env().Undefined();
+}
+
 void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("ditWorkspaceDispose", Napi::Function::New(env, qn::guarded<DisposeWorkspace>, "ditWorkspaceDispose"));
   exports.Set("ditWorkspace", Napi::Function::New(env, qn::guarded<NewWorkspace>, "ditWorkspace"));
   exports.Set("ditForward", Napi::Function::New(env, qn::binding<Forward, 21>, "ditForward"));
 }

@@ -183,6 +183,7 @@ export class LinearF32 implements Linear {
   #disposed = false;
 
   private constructor(packed: PackedWeights, bias: Float32Array | null, owns: boolean) {
+    if (!(packed instanceof PackedWeights) || packed.kind !== 'float32') throw new TypeError('LinearF32 cannot be constructed directly; use LinearF32.fromFloat()');
     this.packed = packed;
     this.#owns = owns;
     this.inFeatures = packed.inFeatures;

@@ -3,7 +3,7 @@
 // and a chunk-causal KV cache; cross-attention to the text context; GELU feed-forward) with gated
 // residuals, a modulated head and unpatchify. Every linear layer is a `Linear`, so FP32 and
 // quantized layers can sit side by side; the blocks' linears are the ones Q-ARVD quantizes.
-import { Tensor, checkAttached } from '../tensor/tensor.js';
+import { Tensor, checkAttached, expectTensor } from '../tensor/tensor.js';
 import { toFloat32 } from '../tensor/convert.js';
 import { LinearF32, type Linear } from '../gemm/linear.js';
 import { gatedResidual, layerNorm, rmsNorm } from './ops/norm.js';
@@ -66,6 +66,8 @@ export class DitState {
   nativeWorkspace?: NativeHandle;
 
   constructor(config: DitConfig, maxFrames: number, options: StateOptions = {}) {
+    config = checkConfig(config);
+    expectInteger(maxFrames, 'maxFrames', { min: 1 });
     const headDim = config.dim / config.heads;
     const maxTokens = maxFrames * tokensPerFrame(config);
     const o = expectObject(options, 'options');
@@ -494,10 +496,12 @@ function addVectors(table: Float32Array, e: Float32Array, count: number, dim: nu
 
 /** Latents [F, C, H, W] to tokens [F (H/2) (W/2), C 4], each patch ordered (channel, row, column) as Conv3d's weight. */
 export function patchify(x: Tensor<'float32'> | Tensor): Tensor<'float32'> {
-  const [F, C, H, W] = x.shape;
+  const xt = expectTensor(x, 'x', ['float32']);
+  if (xt.rank !== 4 || xt.shape[2] % 2 || xt.shape[3] % 2) throw new RangeError(`Expected x of shape [frames, channels, height, width] with even height and width but received [${xt.shape.join(', ')}]`);
+  const [F, C, H, W] = xt.shape;
   const hp = H / 2, wp = W / 2;
   const out = new Float32Array(F * hp * wp * C * 4);
-  const src = x.data as Float32Array;
+  const src = xt.data;
   let n = 0;
   for (let f = 0; f < F; f++)
     for (let i = 0; i < hp; i++)
@@ -510,6 +514,11 @@ export function patchify(x: Tensor<'float32'> | Tensor): Tensor<'float32'> {
 
 /** Head output [tokens, 4 C] (ordered row, column, channel as Wan's unpatchify) back to latents [F, C, H, W]. */
 export function unpatchify(y: Tensor<'float32'>, F: number, C: number, H: number, W: number): Tensor<'float32'> {
+  const yt = expectTensor(y, 'y', ['float32']);
+  for (const [v, n] of [[F, 'F'], [C, 'C'], [H, 'H'], [W, 'W']] as const) expectInteger(v, n, { min: 1, max: 2 ** 31 });
+  if (H % 2 || W % 2) throw new RangeError(`Expected even H and W (2 x 2 patches) but received ${H} x ${W}`);
+  if (yt.size !== F * C * H * W) throw new RangeError(`Expected y to hold F * C * H * W = ${F * C * H * W} values but it holds ${yt.size}`);
+  y = yt;
   const hp = H / 2, wp = W / 2;
   const out = new Float32Array(F * C * H * W);
   const src = y.data;

@@ -22,13 +22,23 @@ export async function libraryEntry(): Promise<{ index: string; env: Record<strin
 
 export const childScript = (name: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), 'children', name);
 
+/** This process's environment without the test runner's hooks (loaders, coverage): the child runs plain JavaScript. */
+function plainEnvironment(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE' || k.startsWith('_TAPJS') || k.startsWith('TAP')) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Runs `node [nodeArgs] children/<name> <index.js> ...args`; kills it after `timeoutMs`. */
 export async function runChild(name: string, args: string[] = [], options: { nodeArgs?: string[]; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<ChildResult> {
   const { index, env } = await libraryEntry();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), childScript(name), index, ...args], {
       cwd: options.cwd,
-      env: { ...process.env, ...env, ...options.env },
+      env: { ...plainEnvironment(), ...env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

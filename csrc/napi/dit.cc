@@ -201,7 +201,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   p.x = floats(env, info[9], "x", latents);
   p.sinusoid = floats(env, info[11], "sinusoid", static_cast<size_t>(d.freq_dim));
   p.context = floats(env, info[12], "context", static_cast<size_t>(text_len * dim));
-  p.out = floats(env, info[14], "out", static_cast<size_t>(frames * d.out_channels * d.latent_h * d.latent_w), qn::Access::kOut);
+  // out is a fresh array of lib/model/native_pass.ts that nobody else holds: written in place.
+  p.out = floats(env, info[14], "out", static_cast<size_t>(frames * d.out_channels * d.latent_h * d.latent_w), qn::Access::kShared);
   if (!info[15].IsExternal() || !info[15].As<Napi::External<WorkspaceHolder>>().CheckTypeTag(&kWorkspaceTag)) {
     throw Napi::TypeError::New(env, "native: workspace is not a handle from ditWorkspace");
   }

@@ -83,7 +83,8 @@ Napi::Value F32Forward(const Napi::CallbackInfo& info) {
   const int64_t m = nonneg(info, 2, "m");
   const float* x = array_of<float>(info, 1, "x", static_cast<size_t>(m * w.k));
   const float* bias = optional_array<float>(info, 3, "bias", static_cast<size_t>(w.n));
-  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * w.n), qn::Access::kOut);
+  // y is a fresh array of the TypeScript layer that nobody else holds: written in place.
+  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * w.n), qn::Access::kShared);
   return qn::dispatch(info, qn::boolean(info, 5, "async"), [&w, x, m, bias, y] { qarvd::gemm::linear_f32(x, m, w, bias, y); });
 }
 
@@ -179,7 +180,7 @@ Napi::Value IntForward(const Napi::CallbackInfo& info) {
   const int64_t m = nonneg(info, 2, "m");
   const float* x = array_of<float>(info, 1, "x", static_cast<size_t>(m * layer.k));
   const float* bias = optional_array<float>(info, 3, "bias", static_cast<size_t>(layer.n));
-  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * layer.n), qn::Access::kOut);
+  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * layer.n), qn::Access::kShared);  // fresh, unshared
   const bool emulated = qn::boolean(info, 5, "emulated");
   return qn::dispatch(info, qn::boolean(info, 6, "async"), [&layer, x, m, bias, y, emulated] {
     if (emulated) {

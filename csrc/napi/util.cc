@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -11,15 +12,50 @@ namespace qarvd::napi {
 
 namespace {
 
-// Native memory for a staged array (64-byte aligned, as the kernels' own buffers).
+// Native memory for a staged array (64-byte aligned, as the kernels' own buffers). Freed blocks of
+// 1 MiB to 64 MiB are kept in a small cache for the next call (an async GEMM stages inputs of tens of
+// megabytes on every call; fresh pages would be faulted in and zeroed by the kernel each time).
+constexpr size_t kCacheMin = size_t(1) << 20, kCacheMax = size_t(64) << 20, kCacheTotal = size_t(160) << 20;
+constexpr int kCacheBlocks = 4;
+std::mutex cache_mutex;
+std::vector<std::pair<void*, size_t>> cache;  // (pointer, capacity)
+size_t cached_bytes = 0;
+
 struct Block {
   void* p = nullptr;
+  size_t capacity = 0;
   explicit Block(size_t bytes) {
     if (bytes == 0) return;
-    p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    capacity = (bytes + 63) / 64 * 64;
+    if (capacity >= kCacheMin && capacity <= kCacheMax) {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      size_t best = cache.size();
+      for (size_t i = 0; i < cache.size(); ++i) {
+        if (cache[i].second >= capacity && cache[i].second <= 2 * capacity && (best == cache.size() || cache[i].second < cache[best].second)) best = i;
+      }
+      if (best < cache.size()) {
+        p = cache[best].first;
+        capacity = cache[best].second;
+        cached_bytes -= capacity;
+        cache.erase(cache.begin() + static_cast<std::ptrdiff_t>(best));
+        return;
+      }
+    }
+    p = std::aligned_alloc(64, capacity);
     if (!p) throw std::bad_alloc();
   }
-  ~Block() { std::free(p); }
+  ~Block() {
+    if (!p) return;
+    if (capacity >= kCacheMin && capacity <= kCacheMax) {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      if (static_cast<int>(cache.size()) < kCacheBlocks && cached_bytes + capacity <= kCacheTotal) {
+        cache.emplace_back(p, capacity);
+        cached_bytes += capacity;
+        return;
+      }
+    }
+    std::free(p);
+  }
   Block(const Block&) = delete;
   Block& operator=(const Block&) = delete;
 };

@@ -13,18 +13,21 @@ inline KvView kv_view(const Napi::CallbackInfo& info, size_t data_index, size_t 
   const int64_t dtype = integer(info, dtype_index, "dtype");
   KvView view;
   view.stride = heads * head_dim;
+  // Only the first `tokens` tokens are read: an async call stages just those (a cache passes its
+  // whole preallocated buffer).
+  const size_t used = tokens >= 0 && view.stride > 0 ? static_cast<size_t>(tokens * view.stride) : 0;
   size_t length = 0;
   if (dtype == 0) {
-    auto a = typed_array<float>(info, data_index, name, access);
+    auto a = typed_array<float>(info, data_index, name, access, used);
     view.data = a.data;
     length = a.length;
   } else if (dtype == 1) {
-    auto a = typed_array<uint16_t>(info, data_index, name, access);
+    auto a = typed_array<uint16_t>(info, data_index, name, access, used);
     view.data = a.data;
     length = a.length;
   } else if (dtype == 2) {
-    auto a = typed_array<int8_t>(info, data_index, name, access);
-    auto s = typed_array<float>(info, scale_index, "scale", access);
+    auto a = typed_array<int8_t>(info, data_index, name, access, used);
+    auto s = typed_array<float>(info, scale_index, "scale", access, static_cast<size_t>(tokens * heads));
     view.data = a.data;
     length = a.length;
     view.scale = s.data;

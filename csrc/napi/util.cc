@@ -105,7 +105,7 @@ CallScope::~CallScope() {
 }
 
 View<uint8_t> stage(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t element_bytes, const std::string& name,
-                    Access access) {
+                    Access access, size_t limit) {
   const bool any = type == static_cast<napi_typedarray_type>(-1);
   if (!v.IsTypedArray()) {
     throw Napi::TypeError::New(env, "native: argument " + name + (any ? " must be a typed array" : " has the wrong typed-array type"));
@@ -131,6 +131,7 @@ View<uint8_t> stage(Napi::Env env, Napi::Value v, napi_typedarray_type type, siz
       default: elem = 4;
     }
   }
+  if (limit < length && access == Access::kIn) length = limit;  // only a prefix is read
   const size_t nbytes = length * elem;
   if (any) length = nbytes;
   if (nbytes > 0 && data == nullptr) throw Napi::TypeError::New(env, "native: argument " + name + " has no data");

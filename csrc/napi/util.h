@@ -55,15 +55,17 @@ enum class Access { kIn, kOut, kShared };
 
 // The array behind a napi value as raw bytes: checked to be a typed array of `type` (or any type when
 // `type` is napi_typedarray_type(-1)) that is not detached; staged per the current call (see above).
-// `length` is in elements (bytes for any type).
+// `length` is in elements (bytes for any type). With `limit`, only the first `limit` elements are
+// used (and staged): the view's length is the smaller of the array's length and `limit`.
 View<uint8_t> stage(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t element_bytes, const std::string& name,
-                    Access access);
+                    Access access, size_t limit = SIZE_MAX);
 
 // Reads argument `index` as a typed array of element type T; throws a TypeError naming `name`
 // otherwise (or when its buffer is detached).
 template <typename T>
-View<T> typed_array(const Napi::CallbackInfo& info, size_t index, const char* name, Access access = Access::kIn) {
-  View<uint8_t> b = stage(info.Env(), info[index], TypedArrayKind<T>::value, sizeof(T), name, access);
+View<T> typed_array(const Napi::CallbackInfo& info, size_t index, const char* name, Access access = Access::kIn,
+                    size_t limit = SIZE_MAX) {
+  View<uint8_t> b = stage(info.Env(), info[index], TypedArrayKind<T>::value, sizeof(T), name, access, limit);
   return View<T>{reinterpret_cast<T*>(b.data), b.length};
 }
 template <typename T>

@@ -73,6 +73,7 @@ struct Staged {
 struct Pending {
   std::vector<Staged> arrays;
   std::vector<std::shared_ptr<void>> keep;
+  std::vector<napi_ref> pinned;  // the call's object and External arguments, kept from collection
 };
 
 struct Frame {
@@ -88,6 +89,8 @@ void release(napi_env env, Pending& p) {
     if (s.array) napi_delete_reference(env, s.array);
     s.array = nullptr;
   }
+  for (napi_ref r : p.pinned) napi_delete_reference(env, r);
+  p.pinned.clear();
 }
 
 }  // namespace
@@ -331,6 +334,42 @@ void complete(napi_env env, napi_status status, void* data) {
   }
 }
 
+}  // namespace
+
+void throw_in_flight(napi_env env, std::exception_ptr error) noexcept {
+  try {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;  // already thrown
+    napi_value err = nullptr;
+    try {
+      std::rethrow_exception(error);
+    } catch (const Napi::Error& e) {
+      // An error object made by the binding (a TypeError naming an argument, say), or the empty one
+      // node-addon-api makes for a failed napi call (then the environment is going away).
+      try {
+        if (!e.IsEmpty()) err = e.Value();
+      } catch (...) {
+        err = nullptr;
+      }
+      if (!err) {
+        const char* what = e.what();
+        if (!what || !*what) return;
+        err = make_error(env, "error", what);
+      }
+    } catch (...) {
+      const char* kind = "error";
+      std::string message;
+      error_of(std::current_exception(), &kind, &message);
+      err = make_error(env, kind, message);
+    }
+    if (err) napi_throw(env, err);
+  } catch (...) {
+    // Nothing can be thrown any more; the call returns undefined.
+  }
+}
+
+namespace {
+
 std::vector<std::pair<const char*, ExportFn>>& registry() {
   static std::vector<std::pair<const char*, ExportFn>> entries;
   return entries;
@@ -364,6 +403,14 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<v
   }
   w->pending = std::move(f->pending);
   f->pending = std::make_unique<Pending>();
+  // The arguments that are objects or Externals (handles whose finalizers free native state, such
+  // as device buffers) stay reachable until the work is done.
+  for (size_t i = 0; i < info.Length(); ++i) {
+    napi_valuetype type;
+    if (napi_typeof(env, info[i], &type) != napi_ok || (type != napi_object && type != napi_external)) continue;
+    napi_ref r = nullptr;
+    if (napi_create_reference(env, info[i], 1, &r) == napi_ok) w->pending->pinned.push_back(r);
+  }
   if (napi_queue_async_work(env, w->work) != napi_ok) {
     // Not queued: settle the Promise now and release what the work held.
     release(env, *w->pending);

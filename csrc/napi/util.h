@@ -116,21 +116,26 @@ constexpr int kAlways = -2;  // the binding always returns a Promise
 // Registers F with a call scope (async when argument AsyncIndex is `true`, or always / never), and
 // turns standard exceptions thrown by its argument checks or kernels into JavaScript errors instead
 // of letting them reach std::terminate (node-addon-api only converts Napi::Error).
+// Throws the exception in flight as a JavaScript error through the C API, never throwing itself:
+// when the environment is being torn down (a worker terminated in the middle of a call) the napi
+// calls fail, and rethrowing a Napi::Error from there would reach std::terminate.
+void throw_in_flight(napi_env env, std::exception_ptr error) noexcept;
+
 template <Napi::Value (*F)(const Napi::CallbackInfo&), int AsyncIndex = kNever>
 Napi::Value binding(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
   try {
     bool async = AsyncIndex == kAlways;
     if constexpr (AsyncIndex >= 0) {
       Napi::Value flag = info[AsyncIndex];
       async = flag.IsBoolean() && flag.As<Napi::Boolean>().Value();
     }
-    CallScope scope(info.Env(), async);
+    CallScope scope(env, async);
     return F(info);
-  } catch (const Napi::Error&) {
-    throw;
   } catch (...) {
-    throw to_js_error(info.Env(), std::current_exception());
+    throw_in_flight(env, std::current_exception());
   }
+  return Napi::Value();
 }
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>

@@ -6,6 +6,12 @@
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
+// Run by its test with the library's path; run alone (say by `tap test/reliability`), it skips.
+if (!process.argv[2]) {
+  console.log('1..0 # SKIP a child process of a test in test/reliability, run by that test');
+  process.exit(0);
+}
+
 const [index, shardArg = '0', shardsArg = '1'] = process.argv.slice(2);
 const shard = Number(shardArg);
 const shards = Number(shardsArg);

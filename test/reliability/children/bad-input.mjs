@@ -1,9 +1,10 @@
 // Child of test/reliability/bad-input.test.ts: calls every function, constructor, static and instance
 // method that lib/index.ts exports with generated bad arguments, one argument position at a time,
 // and prints {calls, clean, accepted, unclean, named, samples} as JSON. A crash kills this process,
-// which the parent reports with the label of the call in flight (written to stderr before each call).
-//   node bad-input.mjs <index.js> <shard> <shards>
-import { writeSync } from 'node:fs';
+// which the parent reports with the label of the call in flight, written before each call to the
+// file named by BAD_INPUT_LOG (a regular file: writes to a pipe could fail with EAGAIN under load).
+//   BAD_INPUT_LOG=<file> node bad-input.mjs <index.js> <shard> <shards>
+import { openSync, writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 // Run by its test with the library's path; run alone (say by `tap test/reliability`), it skips.
@@ -17,6 +18,7 @@ const shard = Number(shardArg);
 const shards = Number(shardsArg);
 const lib = await import(pathToFileURL(index).href);
 const { Tensor } = lib;
+const log = process.env.BAD_INPUT_LOG ? openSync(process.env.BAD_INPUT_LOG, 'w') : null;
 
 let unhandled = 0;
 process.on('unhandledRejection', () => void unhandled++);
@@ -189,7 +191,7 @@ for (const t of mine) {
     // Every bad value in the first position; every other one in the second (the options, mostly).
     for (const [badLabel, make] of pos === 0 ? BAD : BAD.filter((_, i) => i % 2 === 0)) {
       const label = `${t.label} arg ${pos} = ${badLabel}`;
-      writeSync(2, label + '\n');
+      if (log !== null) writeSync(log, label + '\n');
       let args;
       try {
         args = DEFAULTS.slice(0, positions).map((d) => d());

@@ -22,6 +22,11 @@ const log = process.env.BAD_INPUT_LOG ? openSync(process.env.BAD_INPUT_LOG, 'w')
 
 let unhandled = 0;
 process.on('unhandledRejection', () => void unhandled++);
+// An exception thrown later from inside the library (a stream's 'error' with no listener, a timer)
+// would end a user's process: counted and reported, with the call that was last started.
+const uncaught = [];
+let current = '';
+process.on('uncaughtException', (e) => void uncaught.push(`after ${current}: ${e?.stack ?? e}`));
 
 // ---- the bad values ----
 const f32 = (shape) => new Tensor('float32', shape, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i + 1)));
@@ -181,7 +186,7 @@ targets.sort((a, b) => (a.label < b.label ? -1 : 1));
 const mine = targets.filter((_, i) => i % shards === shard);
 
 // ---- the calls ----
-const stats = { targets: mine.length, calls: 0, clean: 0, accepted: 0, unclean: 0, named: 0, unhandled: 0, samples: [], uncleanSamples: [] };
+const stats = { targets: mine.length, calls: 0, clean: 0, accepted: 0, unclean: 0, named: 0, unhandled: 0, uncaught: 0, samples: [], uncleanSamples: [], uncaughtSamples: [] };
 const isClean = (e) => e instanceof Error && typeof e.message === 'string' && e.message.length > 0;
 const withTimeout = (p) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('timeout: the call did not settle in 20 s')), 20_000).unref())]);
 
@@ -192,6 +197,7 @@ for (const t of mine) {
     for (const [badLabel, make] of pos === 0 ? BAD : BAD.filter((_, i) => i % 2 === 0)) {
       const label = `${t.label} arg ${pos} = ${badLabel}`;
       if (log !== null) writeSync(log, label + '\n');
+      current = label;
       let args;
       try {
         args = DEFAULTS.slice(0, positions).map((d) => d());
@@ -220,4 +226,6 @@ for (const t of mine) {
 }
 await new Promise((r) => setTimeout(r, 50));
 stats.unhandled = unhandled;
+stats.uncaught = uncaught.length;
+stats.uncaughtSamples = uncaught.slice(0, 5);
 process.stdout.write(JSON.stringify(stats) + '\n');

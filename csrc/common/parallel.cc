@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -14,9 +15,13 @@ namespace qarvd {
 namespace {
 
 int default_threads() {
+  // QARVD_NUM_THREADS must be a whole number from 1 to 1024 (setThreads' range); anything else is
+  // ignored here (the TypeScript loader warns about it) and the core count is used.
   if (const char* env = std::getenv("QARVD_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n > 0) return n;
+    char* end = nullptr;
+    errno = 0;
+    const long n = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && errno == 0 && n >= 1 && n <= 1024) return static_cast<int>(n);
   }
   unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);

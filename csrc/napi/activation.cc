@@ -8,7 +8,7 @@ namespace {
 Napi::Value Activation(const Napi::CallbackInfo& info) {
   const std::string kind = qarvd::napi::string(info, 0, "kind");
   auto x = qarvd::napi::typed_array<float>(info, 1, "x");
-  auto out = qarvd::napi::typed_array<float>(info, 2, "out");
+  auto out = qarvd::napi::typed_array<float>(info, 2, "out", qarvd::napi::Access::kOut);
   const bool async = qarvd::napi::boolean(info, 3, "async");
   qarvd::Activation k;
   if (kind == "gelu_tanh") {
@@ -35,8 +35,8 @@ Napi::Value ExpVector(const Napi::CallbackInfo& info) {
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("activation", Napi::Function::New(env, Activation, "activation"));
-  exports.Set("expVector", Napi::Function::New(env, ExpVector, "expVector"));
+  exports.Set("activation", Napi::Function::New(env, qarvd::napi::binding<Activation, 3>, "activation"));
+  exports.Set("expVector", Napi::Function::New(env, qarvd::napi::guarded<ExpVector>, "expVector"));
 }
 
 }  // namespace

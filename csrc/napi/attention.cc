@@ -34,7 +34,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   p.precision = static_cast<qarvd::AttentionPrecision>(precision);
   p.q_stride = p.out_stride = p.heads * p.head_dim;
   auto q = qarvd::napi::typed_array<float>(info, 0, "q");
-  auto out = qarvd::napi::typed_array<float>(info, 7, "out");
+  auto out = qarvd::napi::typed_array<float>(info, 7, "out", qarvd::napi::Access::kOut);
   const qarvd::KvView k = qarvd::napi::kv_view(info, 1, 2, 3, "k", p.kv_len, p.heads, p.head_dim);
   const qarvd::KvView v = qarvd::napi::kv_view(info, 4, 5, 6, "v", p.kv_len, p.heads, p.head_dim);
   const int64_t qn = p.q_len * p.q_stride;
@@ -49,7 +49,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("attention", Napi::Function::New(env, qarvd::napi::guarded<Attention>, "attention"));
+  exports.Set("attention", Napi::Function::New(env, qarvd::napi::binding<Attention, 16>, "attention"));
 }
 
 }  // namespace

@@ -71,7 +71,9 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  qarvd::set_num_threads(static_cast<int>(qarvd::napi::integer(info, 0, "threads")));
+  const int64_t n = qarvd::napi::integer(info, 0, "threads");
+  if (n < 1 || n > 1024) throw Napi::RangeError::New(info.Env(), "native: threads must be between 1 and 1024");
+  qarvd::set_num_threads(static_cast<int>(n));
   return Napi::Number::New(info.Env(), qarvd::num_threads());
 }
 
@@ -92,9 +94,9 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("backends", Napi::Function::New(env, Backends, "backends"));
-  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+  exports.Set("backends", Napi::Function::New(env, qarvd::napi::guarded<Backends>, "backends"));
+  exports.Set("setThreads", Napi::Function::New(env, qarvd::napi::guarded<SetThreads>, "setThreads"));
+  exports.Set("setIsa", Napi::Function::New(env, qarvd::napi::guarded<SetIsa>, "setIsa"));
 }
 
 }  // namespace

@@ -42,9 +42,9 @@ const double* row_weights(const Napi::CallbackInfo& info, size_t index, int64_t 
 Napi::Value MinMax(const Napi::CallbackInfo& info) {
   auto x = typed_array<float>(info, 0, "x");
   int64_t outer = dim(info, 1, "outer"), n = dim(info, 2, "n"), inner = dim(info, 3, "inner");
-  auto mn = typed_array<float>(info, 4, "outMin");
-  auto mx = typed_array<float>(info, 5, "outMax");
-  auto nan = typed_array<double>(info, 6, "outNan");
+  auto mn = typed_array<float>(info, 4, "outMin", qarvd::napi::Access::kOut);
+  auto mx = typed_array<float>(info, 5, "outMax", qarvd::napi::Access::kOut);
+  auto nan = typed_array<double>(info, 6, "outNan", qarvd::napi::Access::kOut);
   require(info, static_cast<int64_t>(x.length) == outer * n * inner, "x length must equal outer * n * inner");
   require(info, static_cast<int64_t>(mn.length) == n && static_cast<int64_t>(mx.length) == n,
           "outMin/outMax length must equal n");
@@ -58,7 +58,7 @@ Napi::Value MinMax(const Napi::CallbackInfo& info) {
 Napi::Value ColumnNorms(const Napi::CallbackInfo& info) {
   auto w = typed_array<float>(info, 0, "w");
   int64_t rows = dim(info, 1, "rows"), cols = dim(info, 2, "cols");
-  auto out = typed_array<double>(info, 3, "out");
+  auto out = typed_array<double>(info, 3, "out", qarvd::napi::Access::kOut);
   require(info, static_cast<int64_t>(w.length) == rows * cols, "w length must equal rows * cols");
   require(info, static_cast<int64_t>(out.length) == cols, "out length must equal cols");
   return dispatch(info, boolean(info, 4, "async"),
@@ -72,8 +72,8 @@ Napi::Value HistogramAdd(const Napi::CallbackInfo& info) {
   const double* rw = row_weights(info, 3, rows);
   double weight = number(info, 4, "weight"), lo = number(info, 5, "lo"), hi = number(info, 6, "hi");
   int64_t bins = dim(info, 7, "bins");
-  auto counts = typed_array<double>(info, 8, "counts");
-  auto nan = typed_array<double>(info, 9, "outNan");
+  auto counts = typed_array<double>(info, 8, "counts", qarvd::napi::Access::kOut);
+  auto nan = typed_array<double>(info, 9, "outNan", qarvd::napi::Access::kOut);
   require(info, static_cast<int64_t>(x.length) == rows * cols, "x length must equal rows * cols");
   require(info, bins >= 1 && static_cast<int64_t>(counts.length) == bins, "counts length must equal bins >= 1");
   require(info, hi > lo, "hi must exceed lo");
@@ -92,8 +92,8 @@ Napi::Value FakeQuantSse(const Napi::CallbackInfo& info) {
   auto hi = typed_array<float>(info, 5, "candHi");
   qarvd::QType dtype = qtype(info, 6);
   bool symmetric = boolean(info, 7, "symmetric");
-  auto sse = typed_array<double>(info, 8, "outSse");
-  auto totals = typed_array<double>(info, 9, "outTotals");
+  auto sse = typed_array<double>(info, 8, "outSse", qarvd::napi::Access::kOut);
+  auto totals = typed_array<double>(info, 9, "outTotals", qarvd::napi::Access::kOut);
   require(info, static_cast<int64_t>(x.length) == rows * cols, "x length must equal rows * cols");
   require(info, lo.length == hi.length && sse.length == lo.length, "candLo, candHi and outSse lengths must match");
   require(info, totals.length >= 2, "outTotals needs two elements");
@@ -112,12 +112,12 @@ Napi::Value ChannelClipSearch(const Napi::CallbackInfo& info) {
   auto pct = typed_array<double>(info, 3, "percentiles");
   qarvd::QType dtype = qtype(info, 4);
   bool symmetric = boolean(info, 5, "symmetric");
-  auto scale = typed_array<float>(info, 6, "outScale");
-  auto zp = typed_array<int32_t>(info, 7, "outZeroPoint");
-  auto lo = typed_array<float>(info, 8, "outLo");
-  auto hi = typed_array<float>(info, 9, "outHi");
-  auto choice = typed_array<int32_t>(info, 10, "outChoice");
-  auto mse = typed_array<double>(info, 11, "outMse");
+  auto scale = typed_array<float>(info, 6, "outScale", qarvd::napi::Access::kOut);
+  auto zp = typed_array<int32_t>(info, 7, "outZeroPoint", qarvd::napi::Access::kOut);
+  auto lo = typed_array<float>(info, 8, "outLo", qarvd::napi::Access::kOut);
+  auto hi = typed_array<float>(info, 9, "outHi", qarvd::napi::Access::kOut);
+  auto choice = typed_array<int32_t>(info, 10, "outChoice", qarvd::napi::Access::kOut);
+  auto mse = typed_array<double>(info, 11, "outMse", qarvd::napi::Access::kOut);
   int64_t c = static_cast<int64_t>(pct.length);
   require(info, static_cast<int64_t>(w.length) == rows * cols, "w length must equal rows * cols");
   require(info, cols >= 1 && c >= 1, "needs at least one column and one percentile");
@@ -139,7 +139,7 @@ Napi::Value GramAccumulate(const Napi::CallbackInfo& info) {
   int64_t rows = dim(info, 1, "rows"), cols = dim(info, 2, "cols");
   const double* rw = row_weights(info, 3, rows);
   double weight = number(info, 4, "weight");
-  auto h = typed_array<double>(info, 5, "h");
+  auto h = typed_array<double>(info, 5, "h", qarvd::napi::Access::kOut);
   require(info, static_cast<int64_t>(x.length) == rows * cols, "x length must equal rows * cols");
   require(info, static_cast<int64_t>(h.length) == cols * cols, "h length must equal cols * cols");
   return dispatch(info, boolean(info, 6, "async"),
@@ -147,12 +147,12 @@ Napi::Value GramAccumulate(const Napi::CallbackInfo& info) {
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("calibMinMax", Napi::Function::New(env, MinMax, "calibMinMax"));
-  exports.Set("calibColumnNorms", Napi::Function::New(env, ColumnNorms, "calibColumnNorms"));
-  exports.Set("calibHistogramAdd", Napi::Function::New(env, HistogramAdd, "calibHistogramAdd"));
-  exports.Set("calibFakeQuantSse", Napi::Function::New(env, FakeQuantSse, "calibFakeQuantSse"));
-  exports.Set("calibChannelClipSearch", Napi::Function::New(env, ChannelClipSearch, "calibChannelClipSearch"));
-  exports.Set("calibGramAccumulate", Napi::Function::New(env, GramAccumulate, "calibGramAccumulate"));
+  exports.Set("calibMinMax", Napi::Function::New(env, qarvd::napi::binding<MinMax, 7>, "calibMinMax"));
+  exports.Set("calibColumnNorms", Napi::Function::New(env, qarvd::napi::binding<ColumnNorms, 4>, "calibColumnNorms"));
+  exports.Set("calibHistogramAdd", Napi::Function::New(env, qarvd::napi::binding<HistogramAdd, 10>, "calibHistogramAdd"));
+  exports.Set("calibFakeQuantSse", Napi::Function::New(env, qarvd::napi::binding<FakeQuantSse, 10>, "calibFakeQuantSse"));
+  exports.Set("calibChannelClipSearch", Napi::Function::New(env, qarvd::napi::binding<ChannelClipSearch, 12>, "calibChannelClipSearch"));
+  exports.Set("calibGramAccumulate", Napi::Function::New(env, qarvd::napi::binding<GramAccumulate, 6>, "calibGramAccumulate"));
 }
 
 }  // namespace

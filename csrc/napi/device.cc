@@ -81,7 +81,7 @@ Napi::Value Upload(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Download(const Napi::CallbackInfo& info) {
-  auto host = nb::bytes(info, 1, "host");
+  auto host = nb::bytes(info, 1, "host", nb::Access::kOut);
   Alloc a = buffer(info, 0, "buffer", static_cast<int64_t>(host.length));
   return nb::dispatch(info, true, [=] {
     qarvd::cuda::copy(a->device(), host.data, a->data(), host.length, qarvd::cuda::CopyKind::kDeviceToHost, "download");
@@ -211,15 +211,15 @@ using qarvd::napi::device::guarded;
 
 void Export(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaHandle", Napi::Function::New(env, guarded<Handle>, "cudaHandle"));
-  exports.Set("cudaAlloc", Napi::Function::New(env, guarded<Alloc_>, "cudaAlloc"));
+  exports.Set("cudaAlloc", Napi::Function::New(env, nb::binding<Alloc_, nb::kAlways>, "cudaAlloc"));
   exports.Set("cudaFree", Napi::Function::New(env, guarded<Free>, "cudaFree"));
-  exports.Set("cudaUpload", Napi::Function::New(env, guarded<Upload>, "cudaUpload"));
-  exports.Set("cudaDownload", Napi::Function::New(env, guarded<Download>, "cudaDownload"));
-  exports.Set("cudaCopy", Napi::Function::New(env, guarded<Copy>, "cudaCopy"));
-  exports.Set("cudaQuantize", Napi::Function::New(env, guarded<Quantize>, "cudaQuantize"));
-  exports.Set("cudaDequantize", Napi::Function::New(env, guarded<Dequantize>, "cudaDequantize"));
-  exports.Set("cudaChooseQParams", Napi::Function::New(env, guarded<ChooseQParams>, "cudaChooseQParams"));
-  exports.Set("cudaQuantizePerToken", Napi::Function::New(env, guarded<QuantizePerToken>, "cudaQuantizePerToken"));
+  exports.Set("cudaUpload", Napi::Function::New(env, nb::binding<Upload, nb::kAlways>, "cudaUpload"));
+  exports.Set("cudaDownload", Napi::Function::New(env, nb::binding<Download, nb::kAlways>, "cudaDownload"));
+  exports.Set("cudaCopy", Napi::Function::New(env, nb::binding<Copy, nb::kAlways>, "cudaCopy"));
+  exports.Set("cudaQuantize", Napi::Function::New(env, nb::binding<Quantize, nb::kAlways>, "cudaQuantize"));
+  exports.Set("cudaDequantize", Napi::Function::New(env, nb::binding<Dequantize, nb::kAlways>, "cudaDequantize"));
+  exports.Set("cudaChooseQParams", Napi::Function::New(env, nb::binding<ChooseQParams, nb::kAlways>, "cudaChooseQParams"));
+  exports.Set("cudaQuantizePerToken", Napi::Function::New(env, nb::binding<QuantizePerToken, nb::kAlways>, "cudaQuantizePerToken"));
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ Napi::Value GemmW8A8(const Napi::CallbackInfo& info) {
   double* timing = nullptr;
   int repeat = 0;
   if (!info[19].IsNull() && !info[19].IsUndefined()) {
-    auto t = nb::typed_array<double>(info, 19, "timing");
+    auto t = nb::typed_array<double>(info, 19, "timing", nb::Access::kOut);
     require(t.length == 2 && t.data[0] >= 1 && t.data[0] <= 1e6, "timing must be [repeat (1 to 1e6), msOut]");
     timing = t.data;
     repeat = static_cast<int>(t.data[0]);
@@ -100,7 +100,7 @@ Napi::Value GemmW8A8(const Napi::CallbackInfo& info) { throw std::runtime_error(
 #endif
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("cudaGemmW8A8", Napi::Function::New(env, guarded<GemmW8A8>, "cudaGemmW8A8"));
+  exports.Set("cudaGemmW8A8", Napi::Function::New(env, nb::binding<GemmW8A8, nb::kAlways>, "cudaGemmW8A8"));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // DiT, sync or on the libuv pool. lib/model/native_pass.ts builds the arguments from a CausalDit and
 // its DitState and validates them; lengths and handle kinds are re-checked here.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,22 +19,16 @@ constexpr napi_type_tag kWorkspaceTag = {0x7161727664646974ULL, 0x776f726b737061
 
 Napi::Error range(Napi::Env env, const std::string& what) { return Napi::RangeError::New(env, "native: " + what); }
 
-const float* floats(Napi::Env env, Napi::Value v, const char* name, size_t length) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(env, std::string("native: ") + name + " is not a Float32Array");
-  }
-  auto a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() != length) throw range(env, std::string(name) + " has the wrong length");
-  return a.Data();
+float* floats(Napi::Env env, Napi::Value v, const std::string& name, size_t length, qn::Access access = qn::Access::kIn) {
+  auto a = qn::typed_array_of<float>(env, v, name, access);
+  if (a.length != length) throw range(env, name + " has the wrong length");
+  return a.data;
 }
 
-float* floats_at_least(Napi::Env env, Napi::Value v, const char* name, size_t length) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(env, std::string("native: ") + name + " is not a Float32Array");
-  }
-  auto a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() < length) throw range(env, std::string(name) + " is too short");
-  return a.Data();
+float* floats_at_least(Napi::Env env, Napi::Value v, const std::string& name, size_t length, qn::Access access) {
+  auto a = qn::typed_array_of<float>(env, v, name, access);
+  if (a.length < length) throw range(env, name + " is too short");
+  return a.data;
 }
 
 // [handle, bias | null] of a linear with `in` inputs and `out` outputs.
@@ -56,13 +51,22 @@ qarvd::model::Linear linear_of(Napi::Env env, Napi::Value v, int64_t in, int64_t
     throw Napi::TypeError::New(env, "native: layer " + name + " has no packed weights");
   }
   Napi::Value bias = pair.Get(1u);
-  if (!bias.IsNull() && !bias.IsUndefined()) l.bias = floats(env, bias, ("bias of " + name).c_str(), static_cast<size_t>(out));
+  if (!bias.IsNull() && !bias.IsUndefined()) l.bias = floats(env, bias, "bias of " + name, static_cast<size_t>(out));
   return l;
 }
 
+// The workspace of a model state, shared with the pass in flight (so that the state's collection
+// during an async pass cannot free it), and locked by a pass (two passes on one state never share it).
+struct SharedWorkspace {
+  Workspace ws;
+  std::mutex busy;
+};
+using WorkspaceHolder = std::shared_ptr<SharedWorkspace>;
+
 // ditWorkspace() -> handle
 Napi::Value NewWorkspace(const Napi::CallbackInfo& info) {
-  auto ext = Napi::External<Workspace>::New(info.Env(), new Workspace(), [](Napi::Env, Workspace* w) { delete w; });
+  auto ext = Napi::External<WorkspaceHolder>::New(info.Env(), new WorkspaceHolder(std::make_shared<SharedWorkspace>()),
+                                                   [](Napi::Env, WorkspaceHolder* w) { delete w; });
   ext.TypeTag(&kWorkspaceTag);
   return ext;
 }
@@ -131,13 +135,13 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
     blk.ffn0 = next_linear(dim, d.ffn, p + "ffn.0");
     blk.ffn2 = next_linear(d.ffn, dim, p + "ffn.2");
     const uint32_t pi = static_cast<uint32_t>(1 + 7 * b);
-    blk.modulation = floats(env, params.Get(pi), (p + "modulation").c_str(), 6 * D);
-    blk.norm_q = floats(env, params.Get(pi + 1), (p + "self_attn.norm_q").c_str(), D);
-    blk.norm_k = floats(env, params.Get(pi + 2), (p + "self_attn.norm_k").c_str(), D);
-    blk.norm3_weight = floats(env, params.Get(pi + 3), (p + "norm3.weight").c_str(), D);
-    blk.norm3_bias = floats(env, params.Get(pi + 4), (p + "norm3.bias").c_str(), D);
-    blk.cross_norm_q = floats(env, params.Get(pi + 5), (p + "cross_attn.norm_q").c_str(), D);
-    blk.cross_norm_k = floats(env, params.Get(pi + 6), (p + "cross_attn.norm_k").c_str(), D);
+    blk.modulation = floats(env, params.Get(pi), p + "modulation", 6 * D);
+    blk.norm_q = floats(env, params.Get(pi + 1), p + "self_attn.norm_q", D);
+    blk.norm_k = floats(env, params.Get(pi + 2), p + "self_attn.norm_k", D);
+    blk.norm3_weight = floats(env, params.Get(pi + 3), p + "norm3.weight", D);
+    blk.norm3_bias = floats(env, params.Get(pi + 4), p + "norm3.bias", D);
+    blk.cross_norm_q = floats(env, params.Get(pi + 5), p + "cross_attn.norm_q", D);
+    blk.cross_norm_k = floats(env, params.Get(pi + 6), p + "cross_attn.norm_k", D);
   }
 
   qarvd::model::State s;
@@ -157,7 +161,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   }
   auto caches = info[3].As<Napi::Array>();
   auto cross = info[7].As<Napi::Array>();
-  auto ready = qn::typed_array<uint8_t>(info, 8, "crossReady");
+  auto ready = qn::typed_array<uint8_t>(info, 8, "crossReady", qn::Access::kOut);
   if (ready.length != static_cast<size_t>(L)) throw range(env, "crossReady has the wrong length");
   const int64_t kv_dtype = qn::integer(info, 17, "kvDtype"), precision = qn::integer(info, 20, "precision");
   if (kv_dtype < 0 || kv_dtype > 2 || precision < 0 || precision > 2) throw range(env, "bad kvDtype or precision");
@@ -168,12 +172,11 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
                info[19].As<Napi::Array>().Length() != static_cast<uint32_t>(L))) {
     throw range(env, "an int8 cache needs its scales and smoothing");
   }
+  const size_t cache_elem = kv_dtype == 0 ? 4 : kv_dtype == 1 ? 2 : 1;
   auto cache_at = [&](uint32_t i) {
-    Napi::Value v = caches.Get(i);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != cache_type) throw Napi::TypeError::New(env, "native: a cache has the wrong typed-array type");
-    auto a = v.As<Napi::TypedArray>();
-    if (a.ElementLength() < static_cast<size_t>(s.capacity * dim)) throw range(env, "a cache is too short");
-    return static_cast<void*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+    auto a = qn::stage(env, caches.Get(i), cache_type, cache_elem, "cache", qn::Access::kShared);
+    if (a.length < static_cast<size_t>(s.capacity * dim)) throw range(env, "a cache is too short");
+    return static_cast<void*>(a.data);
   };
   for (int64_t b = 0; b < L; ++b) {
     const uint32_t i = static_cast<uint32_t>(2 * b);
@@ -182,12 +185,12 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
     if (int8) {
       auto scales = info[18].As<Napi::Array>();
       const size_t n = static_cast<size_t>(s.capacity * d.heads);
-      s.scale_k.push_back(floats_at_least(env, scales.Get(i), "cache scales", n));
-      s.scale_v.push_back(floats_at_least(env, scales.Get(i + 1), "cache scales", n));
-      s.smooth_k.push_back(const_cast<float*>(floats(env, info[19].As<Napi::Array>().Get(static_cast<uint32_t>(b)), "smoothing", D)));
+      s.scale_k.push_back(floats_at_least(env, scales.Get(i), "cache scales", n, qn::Access::kShared));
+      s.scale_v.push_back(floats_at_least(env, scales.Get(i + 1), "cache scales", n, qn::Access::kShared));
+      s.smooth_k.push_back(floats(env, info[19].As<Napi::Array>().Get(static_cast<uint32_t>(b)), "smoothing", D, qn::Access::kShared));
     }
-    s.cross_k.push_back(const_cast<float*>(floats(env, cross.Get(i), "cross keys", static_cast<size_t>(text_len * dim))));
-    s.cross_v.push_back(const_cast<float*>(floats(env, cross.Get(i + 1), "cross values", static_cast<size_t>(text_len * dim))));
+    s.cross_k.push_back(floats(env, cross.Get(i), "cross keys", static_cast<size_t>(text_len * dim), qn::Access::kShared));
+    s.cross_v.push_back(floats(env, cross.Get(i + 1), "cross values", static_cast<size_t>(text_len * dim), qn::Access::kShared));
   }
   s.cross_ready.assign(ready.data, ready.data + L);
 
@@ -198,14 +201,16 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   p.x = floats(env, info[9], "x", latents);
   p.sinusoid = floats(env, info[11], "sinusoid", static_cast<size_t>(d.freq_dim));
   p.context = floats(env, info[12], "context", static_cast<size_t>(text_len * dim));
-  p.out = const_cast<float*>(floats(env, info[14], "out", static_cast<size_t>(frames * d.out_channels * d.latent_h * d.latent_w)));
-  if (!info[15].IsExternal() || !info[15].As<Napi::External<Workspace>>().CheckTypeTag(&kWorkspaceTag)) {
+  // out is a fresh array of lib/model/native_pass.ts that nobody else holds: written in place.
+  p.out = floats(env, info[14], "out", static_cast<size_t>(frames * d.out_channels * d.latent_h * d.latent_w), qn::Access::kShared);
+  if (!info[15].IsExternal() || !info[15].As<Napi::External<WorkspaceHolder>>().CheckTypeTag(&kWorkspaceTag)) {
     throw Napi::TypeError::New(env, "native: workspace is not a handle from ditWorkspace");
   }
-  Workspace* ws = info[15].As<Napi::External<Workspace>>().Data();
+  WorkspaceHolder ws = *info[15].As<Napi::External<WorkspaceHolder>>().Data();
+  if (!ws) throw Napi::Error::New(env, "native: the model state was disposed");
   double* profile = nullptr;
   if (!info[16].IsNull() && !info[16].IsUndefined()) {
-    auto pv = qn::typed_array<double>(info, 16, "profile");
+    auto pv = qn::typed_array<double>(info, 16, "profile", qn::Access::kOut);
     if (pv.length != 7) throw range(env, "profile has the wrong length");
     profile = pv.data;
   }
@@ -214,7 +219,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const bool async = qn::boolean(info, 21, "async");
   return qn::dispatch(info, async, [w = std::move(w), s = std::move(s), p, ws, profile, ready_out]() mutable {
     qarvd::model::Profile prof;
-    qarvd::model::forward(w, s, *ws, p, profile ? &prof : nullptr);
+    std::lock_guard<std::mutex> lock(ws->busy);
+    qarvd::model::forward(w, s, ws->ws, p, profile ? &prof : nullptr);
     for (size_t b = 0; b < s.cross_ready.size(); ++b) ready_out[b] = s.cross_ready[b];
     if (profile) {
       const double add[7] = {prof.linears, prof.attention, prof.norms, prof.activations, prof.copies, prof.total,
@@ -224,9 +230,19 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   });
 }
 
+// ditWorkspaceDispose(handle): frees the workspace's buffers now (a pass in flight keeps its own).
+Napi::Value DisposeWorkspace(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal() || !info[0].As<Napi::External<WorkspaceHolder>>().CheckTypeTag(&kWorkspaceTag)) {
+    throw Napi::TypeError::New(info.Env(), "native: workspace is not a handle from ditWorkspace");
+  }
+  info[0].As<Napi::External<WorkspaceHolder>>().Data()->reset();
+  return info.Env().Undefined();
+}
+
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("ditWorkspace", Napi::Function::New(env, NewWorkspace, "ditWorkspace"));
-  exports.Set("ditForward", Napi::Function::New(env, Forward, "ditForward"));
+  exports.Set("ditWorkspaceDispose", Napi::Function::New(env, qn::guarded<DisposeWorkspace>, "ditWorkspaceDispose"));
+  exports.Set("ditWorkspace", Napi::Function::New(env, qn::guarded<NewWorkspace>, "ditWorkspace"));
+  exports.Set("ditForward", Napi::Function::New(env, qn::binding<Forward, 21>, "ditForward"));
 }
 
 }  // namespace

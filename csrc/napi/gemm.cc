@@ -53,8 +53,8 @@ const T* optional_array(const Napi::CallbackInfo& info, size_t index, const char
 }
 
 template <typename T>
-T* array_of(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length) {
-  auto v = qn::typed_array<T>(info, index, name);
+T* array_of(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length, qn::Access access = qn::Access::kIn) {
+  auto v = qn::typed_array<T>(info, index, name, access);
   if (v.length != length) {
     throw Napi::RangeError::New(info.Env(), std::string("native: ") + name + " has " + std::to_string(v.length) +
                                                 " elements, expected " + std::to_string(length));
@@ -74,7 +74,7 @@ Napi::Value F32Pack(const Napi::CallbackInfo& info) {
   const float* w = array_of<float>(info, 0, "w", static_cast<size_t>(n * k));
   auto packed = guard(info, [&] { return std::make_unique<PackedF32>(qarvd::gemm::pack_f32(w, n, k)); });
   const int64_t bytes = static_cast<int64_t>(packed->panels.bytes());
-  return wrap(info.Env(), std::move(packed), kF32Tag, bytes);
+  return wrap<PackedF32>(info.Env(), std::move(packed), kF32Tag, bytes);
 }
 
 // gemmF32Forward(handle, x: Float32Array [m*k], m, bias: Float32Array [n] | null, y: Float32Array [m*n], async)
@@ -83,7 +83,8 @@ Napi::Value F32Forward(const Napi::CallbackInfo& info) {
   const int64_t m = nonneg(info, 2, "m");
   const float* x = array_of<float>(info, 1, "x", static_cast<size_t>(m * w.k));
   const float* bias = optional_array<float>(info, 3, "bias", static_cast<size_t>(w.n));
-  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * w.n));
+  // y is a fresh array of the TypeScript layer that nobody else holds: written in place.
+  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * w.n), qn::Access::kShared);
   return qn::dispatch(info, qn::boolean(info, 5, "async"), [&w, x, m, bias, y] { qarvd::gemm::linear_f32(x, m, w, bias, y); });
 }
 
@@ -93,7 +94,7 @@ Napi::Value IntCreate(const Napi::CallbackInfo& info) {
   const int32_t* perm = optional_array<int32_t>(info, 2, "perm", static_cast<size_t>(k));
   auto layer = guard(info, [&] { return qarvd::gemm::make_int_layer(n, k, perm); });
   const int64_t bytes = static_cast<int64_t>(layer->weight_bytes());
-  return wrap(info.Env(), std::move(layer), kIntTag, bytes);
+  return wrap<PackedInt>(info.Env(), std::move(layer), kIntTag, bytes);
 }
 
 // gemmIntAddSegment(handle, spec: Int32Array [k0, len, bits, group, actDynamic, actDtype, actSymmetric,
@@ -179,7 +180,7 @@ Napi::Value IntForward(const Napi::CallbackInfo& info) {
   const int64_t m = nonneg(info, 2, "m");
   const float* x = array_of<float>(info, 1, "x", static_cast<size_t>(m * layer.k));
   const float* bias = optional_array<float>(info, 3, "bias", static_cast<size_t>(layer.n));
-  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * layer.n));
+  float* y = array_of<float>(info, 4, "y", static_cast<size_t>(m * layer.n), qn::Access::kShared);  // fresh, unshared
   const bool emulated = qn::boolean(info, 5, "emulated");
   return qn::dispatch(info, qn::boolean(info, 6, "async"), [&layer, x, m, bias, y, emulated] {
     if (emulated) {
@@ -208,7 +209,7 @@ Napi::Value IntAccumulators(const Napi::CallbackInfo& info) {
 // receives its operations per second on all threads.
 Napi::Value IntPeak(const Napi::CallbackInfo& info) {
   const double seconds = qn::number(info, 0, "seconds");
-  double* out = array_of<double>(info, 1, "out", 1);
+  double* out = array_of<double>(info, 1, "out", 1, qn::Access::kOut);
   const char* isa = "none";
   if (qarvd::isa_native(qarvd::Isa::kAmx)) isa = "amx";
   else if (qarvd::isa_native(qarvd::Isa::kAvx512Vnni)) isa = "avx512vnni";
@@ -222,16 +223,27 @@ Napi::Value IntPeak(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// gemmDispose(handle) -> true if it was a GEMM handle: frees its weights now (idempotent); using the
+// handle afterwards is an Error. Async work in flight keeps its own reference until it is done.
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool done = qn::dispose<PackedF32>(env, info[0], kF32Tag) || qn::dispose<PackedInt>(env, info[0], kIntTag);
+  return Napi::Boolean::New(env, done);
+}
+
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("gemmIntPeak", Napi::Function::New(env, IntPeak, "gemmIntPeak"));
-  exports.Set("gemmF32Pack", Napi::Function::New(env, F32Pack, "gemmF32Pack"));
-  exports.Set("gemmF32Forward", Napi::Function::New(env, F32Forward, "gemmF32Forward"));
-  exports.Set("gemmIntCreate", Napi::Function::New(env, IntCreate, "gemmIntCreate"));
-  exports.Set("gemmIntAddSegment", Napi::Function::New(env, IntAddSegment, "gemmIntAddSegment"));
-  exports.Set("gemmIntInfo", Napi::Function::New(env, IntInfo, "gemmIntInfo"));
-  exports.Set("gemmIntExport", Napi::Function::New(env, IntExport, "gemmIntExport"));
-  exports.Set("gemmIntForward", Napi::Function::New(env, IntForward, "gemmIntForward"));
-  exports.Set("gemmIntAccumulators", Napi::Function::New(env, IntAccumulators, "gemmIntAccumulators"));
+  using qn::binding;
+  using qn::guarded;
+  exports.Set("gemmIntPeak", Napi::Function::New(env, binding<IntPeak, 2>, "gemmIntPeak"));
+  exports.Set("gemmF32Pack", Napi::Function::New(env, guarded<F32Pack>, "gemmF32Pack"));
+  exports.Set("gemmF32Forward", Napi::Function::New(env, binding<F32Forward, 5>, "gemmF32Forward"));
+  exports.Set("gemmIntCreate", Napi::Function::New(env, guarded<IntCreate>, "gemmIntCreate"));
+  exports.Set("gemmIntAddSegment", Napi::Function::New(env, guarded<IntAddSegment>, "gemmIntAddSegment"));
+  exports.Set("gemmIntInfo", Napi::Function::New(env, guarded<IntInfo>, "gemmIntInfo"));
+  exports.Set("gemmIntExport", Napi::Function::New(env, guarded<IntExport>, "gemmIntExport"));
+  exports.Set("gemmIntForward", Napi::Function::New(env, binding<IntForward, 6>, "gemmIntForward"));
+  exports.Set("gemmIntAccumulators", Napi::Function::New(env, guarded<IntAccumulators>, "gemmIntAccumulators"));
+  exports.Set("gemmDispose", Napi::Function::New(env, guarded<Dispose>, "gemmDispose"));
 }
 
 }  // namespace

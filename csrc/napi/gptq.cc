@@ -33,10 +33,10 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   double damp = number(info, 9, "damp");
   int64_t block = integer(info, 10, "blockSize");
   bool rtn = boolean(info, 11, "rtnLoss");
-  auto q = typed_array<uint8_t>(info, 12, "outQ");
-  auto scale = typed_array<float>(info, 13, "scale");
-  auto zp = typed_array<int32_t>(info, 14, "zeroPoint");
-  auto stats = typed_array<double>(info, 15, "outStats");
+  auto q = typed_array<uint8_t>(info, 12, "outQ", qarvd::napi::Access::kOut);
+  auto scale = typed_array<float>(info, 13, "scale", qarvd::napi::Access::kOut);
+  auto zp = typed_array<int32_t>(info, 14, "zeroPoint", qarvd::napi::Access::kOut);
+  auto stats = typed_array<double>(info, 15, "outStats", qarvd::napi::Access::kOut);
   require(info, rows >= 1 && cols >= 1 && cols <= 65536, "rows and cols must be positive (cols <= 65536)");
   const int64_t g = static_cast<int64_t>(dtype.length);
   require(info, static_cast<int64_t>(w.length) == rows * cols, "w length must equal rows * cols");
@@ -75,8 +75,8 @@ Napi::Value HessianFactor(const Napi::CallbackInfo& info) {
   int64_t cols = integer(info, 1, "cols");
   auto order = typed_array<int32_t>(info, 2, "order");
   double damp = number(info, 3, "damp");
-  auto u = typed_array<double>(info, 4, "outR");
-  auto stats = typed_array<double>(info, 5, "outStats");
+  auto u = typed_array<double>(info, 4, "outR", qarvd::napi::Access::kOut);
+  auto stats = typed_array<double>(info, 5, "outStats", qarvd::napi::Access::kOut);
   require(info, cols >= 1 && cols <= 65536, "cols must be in [1, 65536]");
   require(info, static_cast<int64_t>(h.length) == cols * cols && static_cast<int64_t>(u.length) == cols * cols,
           "h and outR must have cols * cols elements");
@@ -95,7 +95,7 @@ Napi::Value CheckHessian(const Napi::CallbackInfo& info) {
   auto h = typed_array<double>(info, 0, "h");
   int64_t cols = integer(info, 1, "cols");
   double tol = number(info, 2, "tol");
-  auto out = typed_array<double>(info, 3, "outIssue");
+  auto out = typed_array<double>(info, 3, "outIssue", qarvd::napi::Access::kOut);
   require(info, cols >= 1 && static_cast<int64_t>(h.length) == cols * cols, "h length must equal cols * cols");
   require(info, out.length >= 3, "outIssue needs three elements");
   qarvd::gptq::HessianIssue issue = qarvd::gptq::check_hessian(h.data, cols, tol);
@@ -106,9 +106,9 @@ Napi::Value CheckHessian(const Napi::CallbackInfo& info) {
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("gptqCheckHessian", Napi::Function::New(env, CheckHessian, "gptqCheckHessian"));
-  exports.Set("gptqRun", Napi::Function::New(env, Run, "gptqRun"));
-  exports.Set("gptqHessianFactor", Napi::Function::New(env, HessianFactor, "gptqHessianFactor"));
+  exports.Set("gptqCheckHessian", Napi::Function::New(env, qarvd::napi::guarded<CheckHessian>, "gptqCheckHessian"));
+  exports.Set("gptqRun", Napi::Function::New(env, qarvd::napi::binding<Run, 16>, "gptqRun"));
+  exports.Set("gptqHessianFactor", Napi::Function::New(env, qarvd::napi::binding<HessianFactor, 6>, "gptqHessianFactor"));
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ Napi::Value KvStore(const Napi::CallbackInfo& info) {
   a.x = x.data;
   a.x_stride = width;
   qarvd::napi::require(info, static_cast<int64_t>(x.length) == a.tokens * width, "x has the wrong length");
-  const qarvd::KvView cache = qarvd::napi::kv_view(info, 5, 4, 6, "data", a.at + a.tokens, a.heads, a.head_dim);
+  const qarvd::KvView cache = qarvd::napi::kv_view(info, 5, 4, 6, "data", a.at + a.tokens, a.heads, a.head_dim,
+                                                          qarvd::napi::Access::kShared);
   a.dtype = cache.dtype;
   a.data = const_cast<void*>(cache.data);
   a.stride = cache.stride;
@@ -40,7 +41,7 @@ Napi::Value KvChannelMean(const Napi::CallbackInfo& info) {
   using qarvd::napi::integer;
   auto x = qarvd::napi::typed_array<float>(info, 0, "x");
   const int64_t tokens = integer(info, 1, "tokens"), width = integer(info, 2, "width");
-  auto mean = qarvd::napi::typed_array<float>(info, 3, "mean");
+  auto mean = qarvd::napi::typed_array<float>(info, 3, "mean", qarvd::napi::Access::kOut);
   qarvd::napi::require(info, tokens >= 1 && width >= 1 && static_cast<int64_t>(x.length) == tokens * width &&
                                  static_cast<int64_t>(mean.length) == width,
                        "bad kvChannelMean sizes");
@@ -49,7 +50,7 @@ Napi::Value KvChannelMean(const Napi::CallbackInfo& info) {
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("kvStore", Napi::Function::New(env, qarvd::napi::guarded<KvStore>, "kvStore"));
+  exports.Set("kvStore", Napi::Function::New(env, qarvd::napi::binding<KvStore, 9>, "kvStore"));
   exports.Set("kvChannelMean", Napi::Function::New(env, qarvd::napi::guarded<KvChannelMean>, "kvChannelMean"));
 }
 

@@ -19,8 +19,9 @@ const float* optional_floats(const Napi::CallbackInfo& info, size_t index, const
   return view.data;
 }
 
-float* floats(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t length) {
-  auto view = typed_array<float>(info, index, name);
+float* floats(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t length,
+             qarvd::napi::Access access = qarvd::napi::Access::kIn) {
+  auto view = typed_array<float>(info, index, name, access);
   if (static_cast<int64_t>(view.length) != length) throw std::out_of_range(std::string("native: ") + name + " has the wrong length");
   return view.data;
 }
@@ -33,7 +34,7 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   const bool async = qarvd::napi::boolean(info, 10, "async");
   if (s.rows < 0 || s.dim < 1 || groups < 1 || s.rows % groups != 0) throw Napi::RangeError::New(info.Env(), "native: bad layerNorm sizes");
   const float* x = floats(info, 0, "x", s.rows * s.dim);
-  float* out = floats(info, 1, "out", s.rows * s.dim);
+  float* out = floats(info, 1, "out", s.rows * s.dim, qarvd::napi::Access::kOut);
   const float* weight = optional_floats(info, 5, "weight", s.dim);
   const float* bias = optional_floats(info, 6, "bias", s.dim);
   const float* shift = optional_floats(info, 7, "shift", groups * s.dim);
@@ -48,7 +49,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const bool async = qarvd::napi::boolean(info, 6, "async");
   if (s.rows < 0 || s.dim < 1) throw Napi::RangeError::New(info.Env(), "native: bad rmsNorm sizes");
   const float* x = floats(info, 0, "x", s.rows * s.dim);
-  float* out = floats(info, 1, "out", s.rows * s.dim);
+  float* out = floats(info, 1, "out", s.rows * s.dim, qarvd::napi::Access::kOut);
   const float* weight = optional_floats(info, 5, "weight", s.dim);
   return qarvd::napi::dispatch(info, async, [=] { qarvd::rms_norm(x, out, s, eps, weight); });
 }
@@ -62,14 +63,14 @@ Napi::Value GatedResidual(const Napi::CallbackInfo& info) {
   const float* x = floats(info, 0, "x", s.rows * s.dim);
   const float* y = floats(info, 1, "y", s.rows * s.dim);
   const float* gate = floats(info, 2, "gate", groups * s.dim);
-  float* out = floats(info, 3, "out", s.rows * s.dim);
+  float* out = floats(info, 3, "out", s.rows * s.dim, qarvd::napi::Access::kOut);
   return qarvd::napi::dispatch(info, async, [=] { qarvd::gated_residual(x, y, gate, out, s, groups); });
 }
 
 void Export(Napi::Env env, Napi::Object exports) {
-  exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
-  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
-  exports.Set("gatedResidual", Napi::Function::New(env, GatedResidual, "gatedResidual"));
+  exports.Set("layerNorm", Napi::Function::New(env, qarvd::napi::binding<LayerNorm, 10>, "layerNorm"));
+  exports.Set("rmsNorm", Napi::Function::New(env, qarvd::napi::binding<RmsNorm, 6>, "rmsNorm"));
+  exports.Set("gatedResidual", Napi::Function::New(env, qarvd::napi::binding<GatedResidual, 7>, "gatedResidual"));
 }
 
 }  // namespace

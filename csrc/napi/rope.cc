@@ -17,7 +17,7 @@ Napi::Value Rope3d(const Napi::CallbackInfo& info) {
   s.theta = qarvd::napi::number(info, 9, "theta");
   const bool async = qarvd::napi::boolean(info, 10, "async");
   auto x = qarvd::napi::typed_array<float>(info, 0, "x");
-  auto out = qarvd::napi::typed_array<float>(info, 1, "out");
+  auto out = qarvd::napi::typed_array<float>(info, 1, "out", qarvd::napi::Access::kOut);
   if (s.tokens < 0 || s.heads < 1 || s.head_dim < 6 || s.head_dim % 2 || s.frames < 0 || s.height < 0 || s.width < 0 ||
       s.start_frame < 0 || s.tokens != s.frames * s.height * s.width || !(s.theta > 0)) {
     throw Napi::RangeError::New(info.Env(), "native: bad rope3d sizes");
@@ -31,7 +31,7 @@ Napi::Value Rope3d(const Napi::CallbackInfo& info) {
   return qarvd::napi::dispatch(info, async, [=] { qarvd::rope_3d(xp, op, s); });
 }
 
-void Export(Napi::Env env, Napi::Object exports) { exports.Set("rope3d", Napi::Function::New(env, Rope3d, "rope3d")); }
+void Export(Napi::Env env, Napi::Object exports) { exports.Set("rope3d", Napi::Function::New(env, qarvd::napi::binding<Rope3d, 10>, "rope3d")); }
 
 }  // namespace
 

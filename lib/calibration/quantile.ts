@@ -1,6 +1,6 @@
 // Exact quantiles of raw values (linear interpolation between order statistics) and the
 // percentile() entry point that also reads histograms.
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, expectTensor } from '../tensor/tensor.js';
 import { describe } from '../util/validate.js';
 import { expectProbability } from './checks.js';
 import { Histogram } from './histogram.js';
@@ -50,8 +50,7 @@ export function percentile(source: Histogram | Tensor<'float32'> | ArrayLike<num
   if (source instanceof Histogram) return source.percentile(p);
   let values: ArrayLike<number>;
   if (source instanceof Tensor) {
-    if (source.dtype !== 'float32') throw new TypeError(`Expected source to have dtype float32 but received ${source.dtype}`);
-    values = source.data as Float32Array;
+    values = expectTensor(source, 'source', ['float32']).data;
   } else if (Array.isArray(source) || (ArrayBuffer.isView(source) && !(source instanceof DataView))) {
     values = source as ArrayLike<number>;
   } else {

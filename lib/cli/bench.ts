@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkOutputFile } from '../io/paths.js';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { loadQuantizedModel } from '../checkpoint/checkpoint.js';
 import type { CausalDit } from '../model/dit.js';
@@ -23,6 +24,7 @@ export function registerBench(program: Command): void {
     .option('--out <file>', 'also write the result JSON here')
     .option('--quiet', 'no progress output')
     .action(async (o: { model?: string; config?: string; quantized?: string[]; prompt: string; seed: number; repeats: number; out?: string; quiet?: boolean }) => {
+      if (o.out) await checkOutputFile(o.out, '--out');
       const fp = await modelFromOptions(o);
       const runs: { name: string; model: CausalDit; policy: LayerPolicy; stored: number }[] = [{ name: 'FP32', model: fp, policy: () => null, stored: fp.blockLinearBytes }];
       for (const file of o.quantized ?? []) {

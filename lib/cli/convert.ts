@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { checkOutputFile } from '../io/paths.js';
 import { convertCheckpoint } from '../model/convert.js';
 import type { DitConfig } from '../model/config.js';
 import { intOption } from './generate.js';
@@ -33,6 +34,7 @@ export function registerConvert(program: Command): void {
     .option('--name <name>', 'the model\'s name in reports (default from its size, e.g. wan2.1-t2v-1.3b)')
     .option('--quiet', 'no progress output')
     .action(async (input: string, output: string, o: ConvertCliOptions) => {
+      await checkOutputFile(output, '<output>');
       const config: Partial<DitConfig> = {};
       if (o.heads !== undefined) config.heads = o.heads;
       if (o.textLen !== undefined) config.textLen = o.textLen;

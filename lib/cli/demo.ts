@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { mkdir } from 'node:fs/promises';
+import { prepareOutputFolder } from '../io/paths.js';
 import os from 'node:os';
 import path from 'node:path';
 import { backends } from '../backends.js';
@@ -64,12 +64,12 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
     steps.push({ name, seconds: (now - stepStart) / 1000 });
     stepStart = now;
   };
+  await prepareOutputFolder(o.out, '--out');
   const need = o.sensitivityPrompts + o.calibrationPrompts + o.evalPrompts;
   if (need > DEFAULT_PROMPTS.length) throw new RangeError(`the demo uses ${need} of the ${DEFAULT_PROMPTS.length} default prompts; ask for fewer`);
   const sensitivityPrompts = DEFAULT_PROMPTS.slice(0, o.sensitivityPrompts);
   const calibrationPrompts = DEFAULT_PROMPTS.slice(o.sensitivityPrompts, o.sensitivityPrompts + o.calibrationPrompts);
   const requests: VideoRequest[] = DEFAULT_PROMPTS.slice(need - o.evalPrompts, need).map((prompt, i) => ({ prompt, seed: 2000 + i }));
-  await mkdir(o.out, { recursive: true });
 
   // 1. Chunk-wise sensitivity, with round-to-nearest W8A8 in one chunk at a time.
   let bar = progress('sensitivity', { quiet: o.quiet });

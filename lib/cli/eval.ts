@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkOutputFile } from '../io/paths.js';
 import { readVideos, type VideoSet } from '../io/videos.js';
 import { readTextFeatures } from '../io/text_features.js';
 import { writeFileAtomic } from '../io/safetensors.js';
@@ -16,6 +17,7 @@ export function registerEval(program: Command): void {
     .option('--features <file>', 'check that both sets were generated from these text features (generate --features)')
     .option('--out <file>', 'also write the metrics JSON here')
     .action(async (videosFile: string, referenceFile: string, o: { chunkSize: number; features?: string; out?: string }) => {
+      if (o.out) await checkOutputFile(o.out, '--out');
       const [set, ref] = await Promise.all([readVideos(videosFile), readVideos(referenceFile)]);
       // Prompts are paired by name; features make the name a label, so the contexts must be the same too.
       const source = (s: VideoSet) => (s.info.features as { digest?: string } | null | undefined)?.digest ?? null;

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { prepareOutputFolder } from '../io/paths.js';
 import path from 'node:path';
 import { EMBEDDED_DEFAULT } from '../model/config.js';
 import { CausalDit } from '../model/dit.js';
@@ -47,7 +48,10 @@ export async function promptsFromOptions(o: { prompt?: string[]; prompts?: strin
   const list = [...(o.prompt ?? [])];
   if (o.prompts) {
     const text = await readFile(o.prompts, 'utf8');
-    list.push(...text.split('\n').map((l) => l.trim()).filter(Boolean));
+    const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+    // An empty file is a mistake (a wrong path, /dev/null), not a request for the default prompts.
+    if (lines.length === 0) throw new RangeError(`--prompts ${o.prompts} holds no prompts (one per line)`);
+    list.push(...lines);
   }
   return list.length ? list : [...DEFAULT_PROMPTS];
 }
@@ -105,12 +109,13 @@ export function registerGenerate(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (o: { model?: string; config?: string; quantized?: string; prompt?: string[]; prompts?: string; features?: string; seed: number; chunks?: number; attention: AttentionPrecision; kvCache: KvCacheDtype; out: string; frames: boolean; quiet?: boolean }) => {
       if (o.quantized && o.model) throw new RangeError('give --model or --quantized, not both');
+      // The output folder first: a bad one fails before any work.
+      await prepareOutputFolder(o.out, '--out');
       const loaded = o.quantized ? await loadQuantizedModel(o.quantized) : null;
       const model = loaded ? loaded.model : await modelFromOptions(o);
       // A quantized checkpoint may switch layers per chunk: its scheduler policy drives generation.
       const scheduler = new ChunkScheduler(model, loaded ? loaded.policy : () => null);
       const { prompts, features } = await promptInputs(o, model.config);
-      await mkdir(o.out, { recursive: true });
       const bar = progress('generate', { quiet: o.quiet });
       const videos: VideoEntry[] = [];
       const started = performance.now();

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkOutputFile } from '../io/paths.js';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { chunkWeightsFromSensitivity } from '../calibration/chunk_weights.js';
@@ -62,6 +63,7 @@ export function registerMerge(program: Command): void {
     .argument('<files...>', 'the parts (JSON)')
     .requiredOption('--out <file>', 'where to write the merged JSON')
     .action(async (files: string[], o: { out: string }) => {
+      await checkOutputFile(o.out, '--out');
       const parts = await Promise.all(files.map(readJson));
       const types = new Set(parts.map((p) => p.type));
       if (types.size !== 1) throw new RangeError(`cannot merge different kinds of results: ${[...types].map(String).join(', ')}`);

@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/safetensors.js';
+import { checkOutputFile } from '../io/paths.js';
 import { saveQuantizedModel } from '../checkpoint/checkpoint.js';
 import { calibrate, CalibrationStats, type CalibrationStatsJSON } from '../method/calibrate.js';
 import { detectModelOutliers, quantizeModel } from '../method/quantize.js';
@@ -76,6 +77,10 @@ export function registerQuantize(program: Command): void {
       const shard = resolveShard(o.shard, o.shards);
       if (shard && !o.statsOut) throw new RangeError('--shard needs --stats-out (a shard only gathers statistics)');
       if (!shard && !o.out && !o.statsOut) throw new RangeError('give --out (the checkpoint) or --stats-out (the statistics)');
+      // Output files first: a bad path fails before the calibration, not after it.
+      if (o.out) await checkOutputFile(o.out, '--out');
+      if (o.statsOut) await checkOutputFile(o.statsOut, '--stats-out');
+      if (o.planOut) await checkOutputFile(o.planOut, '--plan-out');
       const model = await modelFromOptions(o);
       const digest = modelDigest(model);
       const weights = o.sensitivity ? await chunkWeightsFromFile(o.sensitivity) : null;
@@ -85,7 +90,12 @@ export function registerQuantize(program: Command): void {
       if (o.stats) {
         ({ stats, record } = await readStats(o.stats, digest));
       } else {
-        const { prompts: all, features } = await promptInputs(o, model.config, () => DEFAULT_PROMPTS.slice(0, o.calibrationPrompts));
+        const { prompts: all, features } = await promptInputs(o, model.config, () => {
+          if (o.calibrationPrompts > DEFAULT_PROMPTS.length) {
+            throw new RangeError(`--calibration-prompts ${o.calibrationPrompts} asks for more than the ${DEFAULT_PROMPTS.length} default prompts; give your own with --prompt, --prompts or --features`);
+          }
+          return DEFAULT_PROMPTS.slice(0, o.calibrationPrompts);
+        });
         const { start, end } = shardRange(all.length, shard);
         const chunkWeights = weights?.chunkWeights ?? null;
         const provenance = provenanceOf(digest, { command: 'calibrate', prompts: all.map(promptLabel), features: features?.digest ?? null, seed: o.seed, chunks: model.config.chunks, chunkWeights, outliers: o.outliers, bins: o.bins });

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { checkOutputFile } from '../io/paths.js';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { roundToNearest } from '../method/quantize.js';
 import { measureSensitivity } from '../schedule/sensitivity.js';
@@ -52,6 +53,7 @@ export function registerSensitivity(program: Command): void {
     .option('--out <file>', 'also write the result JSON here')
     .option('--quiet', 'no progress output')
     .action(async (o: { model?: string; config?: string; bits: number; prompt?: string[]; prompts?: string; features?: string; seed: number; chunks?: number; shard?: ShardOption; shards?: number; out?: string; quiet?: boolean }) => {
+      if (o.out) await checkOutputFile(o.out, '--out');
       const shard = resolveShard(o.shard, o.shards);
       const model = await modelFromOptions(o);
       const { prompts: all, features } = await promptInputs(o, model.config);

@@ -1,7 +1,7 @@
 // The FP32 linear layer (the baseline) and what every linear layer shares: the Linear interface,
 // packed weight handles, and the checks of inputs, weights and biases.
 import { Tensor, expectTensor } from '../tensor/tensor.js';
-import { describe, expectAllFinite, expectObject } from '../util/validate.js';
+import { describe, expectAllFinite, expectObject, expectOneOf } from '../util/validate.js';
 import { gemmNative, type NativeHandle } from './native.js';
 
 /**
@@ -20,6 +20,17 @@ export interface Linear {
   forward(x: Tensor): Promise<Tensor<'float32'>>;
   /** Runs on the calling thread (for small inputs). */
   forwardSync(x: Tensor): Tensor<'float32'>;
+  /**
+   * Frees the layer's native weights now instead of when the garbage collector gets to them
+   * (idempotent; the layer is unusable afterwards: forward() throws). A call in flight keeps the
+   * weights until it is done.
+   */
+  dispose?(): void;
+}
+
+/** The error of a layer used after dispose(). */
+export function disposedError(what: string): Error {
+  return new Error(`Use after dispose(): ${what} no longer holds its native weights; build a new layer`);
 }
 
 const TOKEN = Symbol('PackedWeights');
@@ -38,8 +49,7 @@ export class PackedWeights {
   readonly kind: 'float32' | 'quantized';
   readonly outFeatures: number;
   readonly inFeatures: number;
-  /** @internal */
-  readonly handle: NativeHandle;
+  #handle: NativeHandle | null;
 
   /** @internal Use packWeights(), or a layer's `packed` property. */
   constructor(token: symbol, kind: 'float32' | 'quantized', outFeatures: number, inFeatures: number, handle: NativeHandle) {
@@ -47,13 +57,36 @@ export class PackedWeights {
     this.kind = kind;
     this.outFeatures = outFeatures;
     this.inFeatures = inFeatures;
-    this.handle = handle;
+    this.#handle = handle;
   }
 
-  /** Bytes of native memory held. */
+  /** @internal The native handle; an Error once disposed. */
+  get handle(): NativeHandle {
+    if (!this.#handle) throw disposedError(`the ${this.kind} layer [${this.outFeatures}, ${this.inFeatures}]`);
+    return this.#handle;
+  }
+
+  /** Bytes of native memory held (0 once disposed). */
   get bytes(): number {
+    if (!this.#handle) return 0;
     if (this.kind === 'float32') return 16 * Math.ceil(this.outFeatures / 16) * this.inFeatures * 4;
-    return gemmNative().gemmIntInfo(this.handle).bytes;
+    return gemmNative().gemmIntInfo(this.#handle).bytes;
+  }
+
+  /** True once {@link dispose} was called. */
+  get disposed(): boolean {
+    return this.#handle === null;
+  }
+
+  /**
+   * Frees the native memory now (idempotent), instead of when the garbage collector collects this
+   * object: a loop that builds and drops layers without yielding to the event loop (where N-API
+   * finalizers run) should dispose what it drops. Using the weights afterwards is an Error.
+   */
+  dispose(): void {
+    if (!this.#handle) return;
+    gemmNative().gemmDispose(this.#handle);
+    this.#handle = null;
   }
 }
 
@@ -145,9 +178,14 @@ export class LinearF32 implements Linear {
   readonly bias: Float32Array | null;
   /** The packed weights (kind 'float32'), shareable with {@link matmul}. */
   readonly packed: PackedWeights;
+  /** Whether the layer packed its weights itself (then dispose() frees them). */
+  readonly #owns: boolean;
+  #disposed = false;
 
-  private constructor(packed: PackedWeights, bias: Float32Array | null) {
+  private constructor(packed: PackedWeights, bias: Float32Array | null, owns: boolean) {
+    if (!(packed instanceof PackedWeights) || packed.kind !== 'float32') throw new TypeError('LinearF32 cannot be constructed directly; use LinearF32.fromFloat()');
     this.packed = packed;
+    this.#owns = owns;
     this.inFeatures = packed.inFeatures;
     this.outFeatures = packed.outFeatures;
     this.bias = bias;
@@ -156,25 +194,58 @@ export class LinearF32 implements Linear {
   /** A layer from a float32 weight `[out, in]` (packed now) or weights from {@link packWeights}. */
   static fromFloat(weight: Tensor<'float32'> | PackedWeights, options: { bias?: Tensor<'float32'> | Float32Array } = {}): LinearF32 {
     const opts = expectObject(options, 'options');
+    const owns = !(weight instanceof PackedWeights);
     const packed = expectF32Packed(weight, 'weight');
-    return new LinearF32(packed, toBias(opts.bias, packed.outFeatures));
+    try {
+      return new LinearF32(packed, toBias(opts.bias, packed.outFeatures), owns);
+    } catch (e) {
+      if (owns) packed.dispose();
+      throw e;
+    }
   }
 
   get weightBytes(): number {
-    return this.packed.bytes;
+    return this.#disposed ? 0 : this.packed.bytes;
   }
 
-  forwardSync(x: Tensor): Tensor<'float32'> {
+  /**
+   * Frees the packed weights now if this layer packed them (weights given as {@link PackedWeights}
+   * stay their owner's); idempotent. forward() throws afterwards.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#owns) this.packed.dispose();
+  }
+
+  /** @internal The packed handle, checking that the layer is usable. */
+  get handle(): NativeHandle {
+    if (this.#disposed) throw disposedError(`the LinearF32 [${this.outFeatures}, ${this.inFeatures}]`);
+    return this.packed.handle;
+  }
+
+  #options(options: unknown): void {
+    if (options === undefined) return;
+    const o = expectObject(options, 'options');
+    // FP32 has one path; the option is checked so that a typo is not silently ignored.
+    if (o.mode !== undefined) expectOneOf(o.mode, 'options.mode', ['fast', 'emulated']);
+  }
+
+  forwardSync(x: Tensor, options?: { mode?: 'fast' | 'emulated' }): Tensor<'float32'> {
+    this.#options(options);
+    const handle = this.handle;
     const { data, m, outShape } = flattenInput(x, this.inFeatures, this.outFeatures);
     const y = new Float32Array(m * this.outFeatures);
-    if (m > 0) gemmNative().gemmF32Forward(this.packed.handle, data, m, this.bias, y, false);
+    if (m > 0) gemmNative().gemmF32Forward(handle, data, m, this.bias, y, false);
     return new Tensor('float32', outShape, y);
   }
 
-  async forward(x: Tensor): Promise<Tensor<'float32'>> {
+  async forward(x: Tensor, options?: { mode?: 'fast' | 'emulated' }): Promise<Tensor<'float32'>> {
+    this.#options(options);
+    const handle = this.handle;
     const { data, m, outShape } = flattenInput(x, this.inFeatures, this.outFeatures);
     const y = new Float32Array(m * this.outFeatures);
-    if (m > 0) await gemmNative().gemmF32Forward(this.packed.handle, data, m, this.bias, y, true);
+    if (m > 0) await gemmNative().gemmF32Forward(handle, data, m, this.bias, y, true);
     return new Tensor('float32', outShape, y);
   }
 }
@@ -192,7 +263,13 @@ export async function matmul(
   options: { bias?: Tensor<'float32'> | Float32Array } = {},
 ): Promise<Tensor<'float32'>> {
   expectTensor(x, 'x', ['float32']);
-  return LinearF32.fromFloat(expectF32Packed(w, 'w'), options).forward(x);
+  // Weights given as a Tensor are packed for this call only: freed as soon as it is done.
+  const layer = LinearF32.fromFloat(expectF32Packed(w, 'w'), options);
+  try {
+    return await layer.forward(x);
+  } finally {
+    if (!(w instanceof PackedWeights)) layer.packed.dispose();
+  }
 }
 
 /**
@@ -207,5 +284,10 @@ export function matmulSync(
   options: { bias?: Tensor<'float32'> | Float32Array } = {},
 ): Tensor<'float32'> {
   expectTensor(x, 'x', ['float32']);
-  return LinearF32.fromFloat(expectF32Packed(w, 'w'), options).forwardSync(x);
+  const layer = LinearF32.fromFloat(expectF32Packed(w, 'w'), options);
+  try {
+    return layer.forwardSync(x);
+  } finally {
+    if (!(w instanceof PackedWeights)) layer.packed.dispose();
+  }
 }

@@ -41,6 +41,8 @@ export interface GemmNative {
     emulated: boolean,
     async: true,
   ): Promise<void>;
+  /** Frees a handle's weights now (idempotent); true if it was a GEMM handle. */
+  gemmDispose(h: NativeHandle): boolean;
   gemmIntAccumulators(h: NativeHandle, x: Float32Array, m: number, acc: Int32Array, actScale: Float32Array, actZero: Int32Array): undefined;
 }
 

@@ -102,11 +102,16 @@ export abstract class IntLinear implements Linear {
   protected constructor(n: number, k: number, perm: Int32Array | null, segments: SegmentSource[], bias: Float32Array | null, mode: GemmMode) {
     const nat = gemmNative();
     const handle = nat.gemmIntCreate(n, k, perm);
-    for (const s of segments) {
-      const spec = segmentSpec(s.cfg, s.k0, s.len);
-      const { scale, zeroPoint } = s.cfg;
-      if (s.w) nat.gemmIntAddSegment(handle, spec, s.cfg.activation.scale, s.w, null, scale, zeroPoint, null, null);
-      else nat.gemmIntAddSegment(handle, spec, s.cfg.activation.scale, null, s.q!, scale, zeroPoint, null, null);
+    try {
+      for (const s of segments) {
+        const spec = segmentSpec(s.cfg, s.k0, s.len);
+        const { scale, zeroPoint } = s.cfg;
+        if (s.w) nat.gemmIntAddSegment(handle, spec, s.cfg.activation.scale, s.w, null, scale, zeroPoint, null, null);
+        else nat.gemmIntAddSegment(handle, spec, s.cfg.activation.scale, null, s.q!, scale, zeroPoint, null, null);
+      }
+    } catch (e) {
+      nat.gemmDispose(handle);
+      throw e;
     }
     this.packed = wrapHandle('quantized', n, k, handle);
     this.inFeatures = k;
@@ -119,6 +124,19 @@ export abstract class IntLinear implements Linear {
 
   get weightBytes(): number {
     return this.packed.bytes;
+  }
+
+  /**
+   * Frees the layer's native weights now instead of when the garbage collector collects the layer
+   * (idempotent). forward() and the weight readers throw afterwards; a call in flight finishes first.
+   */
+  dispose(): void {
+    this.packed.dispose();
+  }
+
+  /** True once {@link dispose} was called. */
+  get disposed(): boolean {
+    return this.packed.disposed;
   }
 
   private modeOf(options: unknown): GemmMode {

@@ -6,7 +6,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, expectTensor } from '../tensor/tensor.js';
 import { allocateStorage, type DType } from '../tensor/dtype.js';
 import { describe } from '../util/validate.js';
 
@@ -29,6 +29,7 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
+/** Name maps (tensors, metadata) are prototype-free objects: a tensor named `__proto__` is just a name. */
 export interface SafetensorsContent {
   tensors: Record<string, Tensor>;
   metadata: Record<string, string>;
@@ -44,18 +45,21 @@ export interface SafetensorsContent {
  */
 export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array {
   if (typeof tensors !== 'object' || tensors === null) throw new TypeError(`Expected an object of tensors for tensors but received ${describe(tensors)}`);
-  const header: Record<string, unknown> = {};
+  if (typeof metadata !== 'object' || metadata === null) throw new TypeError(`Expected an object of strings for metadata but received ${describe(metadata)}`);
+  const header: Record<string, unknown> = Object.create(null);
+  const meta: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new TypeError(`Expected a string for metadata.${k} but received ${describe(v)}`);
+    meta[k] = v;
   }
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  if (Object.keys(meta).length) header.__metadata__ = meta;
   const names = Object.keys(tensors).sort();
   let offset = 0;
   const parts: Uint8Array[] = [];
   for (const name of names) {
     if (name === '__metadata__') throw new RangeError('The tensor name __metadata__ is reserved');
-    const t = tensors[name];
-    if (!(t instanceof Tensor)) throw new TypeError(`Expected a Tensor for tensors.${name} but received ${describe(t)}`);
+    // Made by the Tensor constructor and still attached: its shape and its bytes agree.
+    const t = expectTensor(tensors[name], `tensors.${name}`);
     const dtype = DTYPE_FORMAT[t.dtype];
     if (!dtype) throw new TypeError(`Cannot store tensors.${name} of dtype ${t.dtype} in safetensors; pack it as uint8 bytes first`);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
@@ -105,12 +109,14 @@ export function parseSafetensorsHeader(json: Uint8Array, dataLength: number, sou
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const items = header as Record<string, unknown>;
 
-  let metadata: Record<string, string> = {};
-  if ('__metadata__' in items) {
+  const metadata: Record<string, string> = Object.create(null);
+  if (Object.prototype.hasOwnProperty.call(items, '__metadata__')) {
     const m = items.__metadata__;
     if (typeof m !== 'object' || m === null || Array.isArray(m)) fail('__metadata__ is not an object');
-    for (const [k, v] of Object.entries(m as object)) if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`);
-    metadata = m as Record<string, string>;
+    for (const [k, v] of Object.entries(m as object)) {
+      if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`);
+      metadata[k] = v as string;
+    }
   }
 
   const entries: SafetensorsEntry[] = [];
@@ -166,7 +172,7 @@ export function decodeSafetensors(buffer: Uint8Array, source = 'buffer'): Safete
   const n = safetensorsHeaderLength(buffer, buffer.byteLength, source);
   const { metadata, entries } = parseSafetensorsHeader(buffer.subarray(8, 8 + n), buffer.byteLength - 8 - n, source);
   const data = buffer.subarray(8 + n);
-  const tensors: Record<string, Tensor> = {};
+  const tensors: Record<string, Tensor> = Object.create(null);
   for (const e of entries) tensors[e.name] = tensorOfBytes(e, data.subarray(e.begin, e.end));
   return { tensors, metadata };
 }
@@ -187,7 +193,7 @@ function tensorOfBytes(entry: SafetensorsEntry, bytes: Uint8Array): Tensor {
 export async function readSafetensors(file: string): Promise<SafetensorsContent> {
   const f = await openSafetensors(file);
   try {
-    const tensors: Record<string, Tensor> = {};
+    const tensors: Record<string, Tensor> = Object.create(null);
     for (const e of f.entries) tensors[e.name] = await f.read(e.name);
     return { tensors, metadata: f.metadata };
   } finally {

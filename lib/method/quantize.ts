@@ -240,6 +240,8 @@ async function quantizeLayer(model: CausalDit, stats: CalibrationStats, name: st
           bias,
         });
     const q = layer.quantizedWeight();
+    // The layer was built only to read its weights back: its native memory goes now, not at the next GC.
+    layer.dispose();
     spec = {
       type: 'dual', name, inFeatures: k, outlierIdx: seg.outlierIdx,
       outlier: q.outlier && { weight: q.outlier, activation: one(actO) },
@@ -255,6 +257,7 @@ async function quantizeLayer(model: CausalDit, stats: CalibrationStats, name: st
       ? QuantizedLinear.fromGptq(single, { bias, activation: act })
       : QuantizedLinear.fromFloat(w, { bias, weight: { dtype, scheme: 'asymmetric', ...p }, activation: act });
     spec = { type: 'quantized', name, segment: { weight: layer.quantizedWeight(), activation: one(act) }, bias: layer.bias };
+    layer.dispose();
   }
   const loss = (r.reconstruction === 'gptq' ? result.loss.gptq : result.loss.rtn!) / n;
   const outliers = dual ? s.segments!.outlierIdx.length : 0;

@@ -91,5 +91,10 @@ export function checkConfig(value: unknown, name = 'config'): Readonly<DitConfig
   if (cfg.freqDim % 2 !== 0) throw new RangeError(`Expected an even ${name}.freqDim but received ${cfg.freqDim}`);
   if (cfg.latentHeight % 2 || cfg.latentWidth % 2) throw new RangeError(`Expected even ${name}.latentHeight and ${name}.latentWidth (2 x 2 patches) but received ${cfg.latentHeight} x ${cfg.latentWidth}`);
   if (typeof cfg.eps !== 'number' || !(cfg.eps > 0) || !Number.isFinite(cfg.eps)) throw new RangeError(`Expected a positive ${name}.eps but received ${describe(cfg.eps)}`);
+  // A layer's KV cache (every chunk's tokens, dim wide) must fit a typed array.
+  const cacheValues = cfg.framesPerChunk * cfg.chunks * tokensPerFrame(cfg) * cfg.dim;
+  if (!(cacheValues <= 2 ** 31 - 1)) {
+    throw new RangeError(`Expected ${name}.framesPerChunk * ${name}.chunks * tokens per frame * ${name}.dim (a layer's KV cache, ${cacheValues} values) to be below 2^31`);
+  }
   return Object.freeze({ ...cfg });
 }

@@ -3,7 +3,7 @@
 // and a chunk-causal KV cache; cross-attention to the text context; GELU feed-forward) with gated
 // residuals, a modulated head and unpatchify. Every linear layer is a `Linear`, so FP32 and
 // quantized layers can sit side by side; the blocks' linears are the ones Q-ARVD quantizes.
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, checkAttached, expectTensor } from '../tensor/tensor.js';
 import { toFloat32 } from '../tensor/convert.js';
 import { LinearF32, type Linear } from '../gemm/linear.js';
 import { gatedResidual, layerNorm, rmsNorm } from './ops/norm.js';
@@ -14,7 +14,7 @@ import { KvCache, KV_CACHE_DTYPES, type KvCacheDtype } from './ops/kv-cache.js';
 import { type DitConfig, checkConfig, tokensPerFrame } from './config.js';
 import { blockLinears, syntheticWeights } from './weights.js';
 import { describe, expectFiniteNumber, expectInteger, expectObject, expectOneOf } from '../util/validate.js';
-import { ForwardProfile, canRunNative, nativeForward } from './native_pass.js';
+import { ForwardProfile, canRunNative, disposeWorkspace, nativeForward } from './native_pass.js';
 import type { NativeHandle } from '../gemm/native.js';
 
 /** Linears outside the blocks: they stay in full precision (as in the reference). */
@@ -66,6 +66,8 @@ export class DitState {
   nativeWorkspace?: NativeHandle;
 
   constructor(config: DitConfig, maxFrames: number, options: StateOptions = {}) {
+    config = checkConfig(config);
+    expectInteger(maxFrames, 'maxFrames', { min: 1 });
     const headDim = config.dim / config.heads;
     const maxTokens = maxFrames * tokensPerFrame(config);
     const o = expectObject(options, 'options');
@@ -82,6 +84,12 @@ export class DitState {
   /** Bytes held by the KV caches. */
   get cacheBytes(): number {
     return this.caches.reduce((s, c) => s + c.memory.allocatedBytes, 0);
+  }
+
+  /** Frees the native pass's buffers now (idempotent); a later pass with this state allocates them again. */
+  dispose(): void {
+    if (this.nativeWorkspace) disposeWorkspace(this.nativeWorkspace);
+    this.nativeWorkspace = undefined;
   }
 }
 
@@ -123,6 +131,8 @@ export class CausalDit {
    * checkpoint stays bf16 here and is widened when asked for): what quantization starts from.
    */
   readonly #source = new Map<string, { weight: Tensor; bias: Tensor }>();
+  /** The FP32 layers the model packed itself (dispose() frees them). */
+  readonly #built: LinearF32[] = [];
   readonly #ones: Tensor<'float32'>;
   /** Bumped whenever a cross-attention k or v layer is replaced, so states recompute the context's keys/values. */
   #crossVersion = 0;
@@ -172,7 +182,9 @@ export class CausalDit {
       let w = get(`${name}.weight`);
       if (name === 'patch_embedding') w = w.reshape([c.dim, c.inChannels * 4]);
       // Packed from float32; a 16-bit source is widened for the packing only.
-      model.#linears.set(name, LinearF32.fromFloat(toFloat32(w), { bias: toFloat32(get(`${name}.bias`)) }));
+      const built = LinearF32.fromFloat(toFloat32(w), { bias: toFloat32(get(`${name}.bias`)) });
+      model.#linears.set(name, built);
+      model.#built.push(built);
       model.#source.set(name, { weight: w, bias: get(`${name}.bias`) });
     }
     for (const [name, shape] of Object.entries(expectedShapes(c))) {
@@ -214,6 +226,14 @@ export class CausalDit {
     if (layer === old) return;
     this.#linears.set(name, layer);
     if (/\.cross_attn\.[kv]$/.test(name)) this.#crossVersion++;
+  }
+
+  /**
+   * Frees the native weights of the FP32 layers the model built itself, now (idempotent; layers
+   * given through options.layers or setLinear stay their owner's). The model is unusable afterwards.
+   */
+  dispose(): void {
+    for (const l of this.#built) l.dispose();
   }
 
   /** Whether `name` is a non-linear parameter (see param). */
@@ -267,6 +287,7 @@ export class CausalDit {
     if (!(context instanceof Tensor) || !['float32', 'float16', 'bfloat16'].includes(context.dtype) || context.rank !== 2 || context.shape[1] !== c.textDim) {
       throw new RangeError(`Expected a float context of shape [tokens, ${c.textDim}] but received ${describe(context)}${context instanceof Tensor ? ` ${context.dtype} [${context.shape.join(', ')}]` : ''}`);
     }
+    checkAttached(context, 'context');
     if (context.shape[0] > c.textLen) throw new RangeError(`Expected a context of at most textLen = ${c.textLen} tokens but received ${context.shape[0]}`);
     const padded = new Float32Array(c.textLen * c.textDim);
     padded.set(toFloat32(context).data);
@@ -292,6 +313,8 @@ export class CausalDit {
     if (!(x instanceof Tensor) || x.dtype !== 'float32' || x.rank !== 4 || x.shape[1] !== c.inChannels || x.shape[2] !== c.latentHeight || x.shape[3] !== c.latentWidth) {
       throw new RangeError(`Expected x of shape [frames, ${c.inChannels}, ${c.latentHeight}, ${c.latentWidth}] (float32) but received ${describe(x)}${x instanceof Tensor ? ` [${x.shape.join(', ')}]` : ''}`);
     }
+    checkAttached(o.context, 'options.context');
+    checkAttached(x, 'x');
     const frames = x.shape[0];
     const state = o.state;
     const tokens = frames * tokensPerFrame(c);
@@ -473,10 +496,12 @@ function addVectors(table: Float32Array, e: Float32Array, count: number, dim: nu
 
 /** Latents [F, C, H, W] to tokens [F (H/2) (W/2), C 4], each patch ordered (channel, row, column) as Conv3d's weight. */
 export function patchify(x: Tensor<'float32'> | Tensor): Tensor<'float32'> {
-  const [F, C, H, W] = x.shape;
+  const xt = expectTensor(x, 'x', ['float32']);
+  if (xt.rank !== 4 || xt.shape[2] % 2 || xt.shape[3] % 2) throw new RangeError(`Expected x of shape [frames, channels, height, width] with even height and width but received [${xt.shape.join(', ')}]`);
+  const [F, C, H, W] = xt.shape;
   const hp = H / 2, wp = W / 2;
   const out = new Float32Array(F * hp * wp * C * 4);
-  const src = x.data as Float32Array;
+  const src = xt.data;
   let n = 0;
   for (let f = 0; f < F; f++)
     for (let i = 0; i < hp; i++)
@@ -489,6 +514,11 @@ export function patchify(x: Tensor<'float32'> | Tensor): Tensor<'float32'> {
 
 /** Head output [tokens, 4 C] (ordered row, column, channel as Wan's unpatchify) back to latents [F, C, H, W]. */
 export function unpatchify(y: Tensor<'float32'>, F: number, C: number, H: number, W: number): Tensor<'float32'> {
+  const yt = expectTensor(y, 'y', ['float32']);
+  for (const [v, n] of [[F, 'F'], [C, 'C'], [H, 'H'], [W, 'W']] as const) expectInteger(v, n, { min: 1, max: 2 ** 31 });
+  if (H % 2 || W % 2) throw new RangeError(`Expected even H and W (2 x 2 patches) but received ${H} x ${W}`);
+  if (yt.size !== F * C * H * W) throw new RangeError(`Expected y to hold F * C * H * W = ${F * C * H * W} values but it holds ${yt.size}`);
+  y = yt;
   const hp = H / 2, wp = W / 2;
   const out = new Float32Array(F * C * H * W);
   const src = y.data;

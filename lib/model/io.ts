@@ -4,10 +4,11 @@
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { QUANTIZED_METADATA_KEY } from '../checkpoint/format.js';
 import { Tensor } from '../tensor/tensor.js';
+import { toFloat32 } from '../tensor/convert.js';
 import { describe } from '../util/validate.js';
 import { inferWanConfig, looksLikeWan, type ShapeTable } from './wan.js';
 import { CONFIGS, type DitConfig, checkConfig } from './config.js';
-import { CausalDit } from './dit.js';
+import { CausalDit, expectedShapes } from './dit.js';
 import { syntheticWeights } from './weights.js';
 
 export const CONFIG_METADATA_KEY = 'qarvd.config';
@@ -35,8 +36,33 @@ export async function loadModel(file: string, config?: DitConfig | Partial<DitCo
   try {
     if (f.metadata[QUANTIZED_METADATA_KEY] !== undefined) throw new RangeError(`${file} is a quantized checkpoint: load it with loadQuantizedModel`);
     const c = modelFileConfig(file, f.metadata, new Map(f.entries.map((e) => [e.name, e.shape])), config);
-    const tensors: Record<string, Tensor> = {};
-    for (const e of f.entries) tensors[e.name] = await f.read(e.name);
+    // The file must hold exactly the configuration's tensors: a missing, extra or misshapen one (say
+    // a fourth block in a file whose configuration says three) is an error naming it.
+    // (Wan's own files, without a configuration, may carry tensors the model does not use: those are skipped.)
+    const expected = expectedShapes(c);
+    const own = Boolean(f.metadata[CONFIG_METADATA_KEY]);
+    for (const e of f.entries) {
+      const shape = Object.prototype.hasOwnProperty.call(expected, e.name) ? expected[e.name] : undefined;
+      if (!shape && !own) continue;
+      if (!shape) throw new RangeError(`${file}: tensor ${e.name} is not part of the ${c.name} configuration (${c.layers} blocks); the file and its configuration disagree`);
+      if (e.shape.join() !== shape.join()) throw new RangeError(`${file}: tensor ${e.name} has shape [${e.shape.join(', ')}] but the configuration needs [${shape.join(', ')}]`);
+    }
+    const present = new Set(f.entries.map((e) => e.name));
+    for (const name of Object.keys(expected)) {
+      if (!present.has(name)) throw new RangeError(`${file}: tensor ${name} is missing (shape [${expected[name].join(', ')}])`);
+    }
+    const tensors: Record<string, Tensor> = Object.create(null);
+    for (const e of f.entries) {
+      if (!Object.prototype.hasOwnProperty.call(expected, e.name)) continue;
+      const t = await f.read(e.name);
+      if (t.dtype === 'float32' || t.dtype === 'float16' || t.dtype === 'bfloat16') {
+        const values = toFloat32(t).data;
+        for (let i = 0; i < values.length; i++) {
+          if (!Number.isFinite(values[i])) throw new RangeError(`${file}: tensor ${e.name} holds a non-finite weight (${values[i]} at element ${i})`);
+        }
+      }
+      tensors[e.name] = t;
+    }
     return CausalDit.fromTensors(c, tensors);
   } finally {
     await f.close();

@@ -2,6 +2,7 @@
 // parameters, the video state's KV caches and cross-attention keys go to the addon by reference; one
 // call (one Promise) runs the whole pass off the event loop, on buffers of a workspace the state
 // keeps from pass to pass. It computes what the op-by-op forward of dit.ts computes, bit for bit.
+import { markAsUntransferable } from 'node:worker_threads';
 import { LinearF32, type Linear } from '../gemm/linear.js';
 import { IntLinear } from '../gemm/quantized.js';
 import type { NativeHandle } from '../gemm/native.js';
@@ -14,6 +15,7 @@ import type { AttentionPrecision } from './ops/attention.js';
 
 interface DitNative {
   ditWorkspace(): NativeHandle;
+  ditWorkspaceDispose(h: NativeHandle): undefined;
   ditForward(
     layers: [NativeHandle, Float32Array | null][],
     params: Float32Array[],
@@ -106,7 +108,7 @@ const BLOCK = ['self_attn.q', 'self_attn.k', 'self_attn.v', 'self_attn.o', 'cros
 const BLOCK_PARAMS = ['modulation', 'self_attn.norm_q.weight', 'self_attn.norm_k.weight', 'norm3.weight', 'norm3.bias', 'cross_attn.norm_q.weight', 'cross_attn.norm_k.weight'];
 
 function handleOf(l: Linear): [NativeHandle, Float32Array | null] | undefined {
-  if (l instanceof LinearF32) return [l.packed.handle, l.bias];
+  if (l instanceof LinearF32) return [l.handle, l.bias];
   if (l instanceof IntLinear && l.mode === 'fast') return [l.packed.handle, l.bias];
   return undefined;
 }
@@ -122,6 +124,18 @@ function nativeLayers(model: NativePassModel): [NativeHandle, Float32Array | nul
     out.push(h);
   }
   return out;
+}
+
+/** @internal Frees a state's native workspace now (a pass in flight keeps its own reference). */
+export function disposeWorkspace(h: NativeHandle): void {
+  native<DitNative>().ditWorkspaceDispose(h);
+}
+
+/** A zeroed buffer that the native pass writes in place (the cross-attention keys and values). */
+function untransferable(length: number): Float32Array {
+  const a = new Float32Array(length);
+  markAsUntransferable(a.buffer);
+  return a;
 }
 
 /** Whether the native pass can run this model (every linear a FP32 or fast quantized layer). */
@@ -167,7 +181,7 @@ export async function nativeForward(
   for (let b = 0; b < c.layers; b++) {
     const kv = state.crossKv[b];
     ready[b] = kv ? 1 : 0;
-    cross.push(kv ? kv.k.data : new Float32Array(textLen * c.dim), kv ? kv.v.data : new Float32Array(textLen * c.dim));
+    cross.push(kv ? kv.k.data : untransferable(textLen * c.dim), kv ? kv.v.data : untransferable(textLen * c.dim));
   }
   const frames = x.shape[0];
   const tokens = frames * (c.latentHeight / 2) * (c.latentWidth / 2);

@@ -43,8 +43,38 @@ function load(): Record<string, unknown> {
 
 let addon: Record<string, unknown> | undefined;
 
+/** The names QARVD_ISA takes (as setIsa), each optionally followed by +emulated or +emulated-always. */
+const ISA_NAMES = ['scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'amx'];
+
+/**
+ * The problems of the environment variables the addon reads when it loads (QARVD_NUM_THREADS: a
+ * whole number from 1 to 1024, as setThreads takes; QARVD_ISA: an ISA name as setIsa takes, with an
+ * optional +emulated or +emulated-always). The addon ignores a bad value and uses its default.
+ */
+export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): string[] {
+  const problems: string[] = [];
+  const threads = env.QARVD_NUM_THREADS;
+  if (threads !== undefined && threads !== '') {
+    const n = Number(threads);
+    if (!/^\s*\+?\d+$/.test(threads) || !Number.isInteger(n) || n < 1 || n > 1024) {
+      problems.push(`QARVD_NUM_THREADS=${JSON.stringify(threads)} is not a whole number from 1 to 1024 (as setThreads takes); it is ignored and the core count is used`);
+    }
+  }
+  const isa = env.QARVD_ISA;
+  if (isa !== undefined && isa !== '') {
+    const base = isa.replace(/\+emulated(-always)?$/, '');
+    if (!ISA_NAMES.includes(base)) {
+      problems.push(`QARVD_ISA=${JSON.stringify(isa)} is not one of ${ISA_NAMES.join(', ')} (optionally +emulated or +emulated-always); it is ignored and the best path of this CPU is used`);
+    }
+  }
+  return problems;
+}
+
 /** The native module, typed by each caller with the interface of the functions it uses. */
 export function native<T>(): T {
-  addon ??= load();
+  if (!addon) {
+    for (const p of checkEnvironment()) process.emitWarning(p, { code: 'QARVD_ENV' });
+    addon = load();
+  }
   return addon as T;
 }

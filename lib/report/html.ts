@@ -1,6 +1,6 @@
 // The demo report: one self-contained HTML page (inline CSS and SVG, no script, no network) beside
 // the images and checkpoints it links to by relative paths.
-import { mkdir } from 'node:fs/promises';
+import { prepareOutputFolder } from '../io/paths.js';
 import path from 'node:path';
 import { detectOutliersFromNorms } from '../calibration/outliers.js';
 import { writeFileAtomic } from '../io/safetensors.js';
@@ -59,7 +59,7 @@ ${body}
 export async function writeReport(dir: string, data: ReportData): Promise<string> {
   if (typeof dir !== 'string' || dir === '') throw new TypeError(`Expected a directory path for dir but received ${typeof dir === 'string' ? 'an empty string' : typeof dir}`);
   const html = renderReport(data);
-  await mkdir(dir, { recursive: true });
+  await prepareOutputFolder(dir, 'dir');
   const file = path.join(dir, 'index.html');
   await writeFileAtomic(file, html);
   return file;

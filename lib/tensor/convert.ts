@@ -1,5 +1,5 @@
 // Widening 16-bit floats to float32 (exact: every float16 and bfloat16 value is a float32 value).
-import { Tensor } from './tensor.js';
+import { Tensor, expectTensor } from './tensor.js';
 
 /** float32 of one IEEE half-precision bit pattern. */
 export function halfToFloat(h: number): number {
@@ -18,6 +18,7 @@ export function halfToFloat(h: number): number {
  * const w = toFloat32(tensors['blocks.0.ffn.0.weight']); // a bf16 Wan checkpoint, now float32
  */
 export function toFloat32(t: Tensor): Tensor<'float32'> {
+  expectTensor(t, 't');
   if (t.dtype === 'float32') return t as Tensor<'float32'>;
   const src = t.data as Uint16Array;
   const out = new Float32Array(t.size);

@@ -2,6 +2,7 @@
 // generated so far, preallocated once, so that a chunk's queries attend to every earlier chunk and to
 // themselves without recomputing anything; stored in float32, bfloat16 or int8, and attended to as
 // stored.
+import { markAsUntransferable } from 'node:worker_threads';
 import { Tensor } from '../../tensor/tensor.js';
 import { expectFiniteNumber, expectInteger, expectObject, expectOneOf } from '../../util/validate.js';
 import { expectPrecision, runAttention, type AttentionOptions, type AttentionPrecision, type KvOperand } from './attention.js';
@@ -79,6 +80,9 @@ export class KvCache {
     this.#kScale = int8 ? new Float32Array(this.maxTokens * this.heads) : null;
     this.#vScale = int8 ? new Float32Array(this.maxTokens * this.heads) : null;
     this.#smoothing = int8 ? new Float32Array(this.heads * this.headDim) : null;
+    // The native model pass uses these buffers in place while it runs off the event loop: they must
+    // never be transferred (detached) from under it, even through the views that keys/values hand out.
+    for (const a of [this.#k, this.#v, this.#kScale, this.#vScale, this.#smoothing]) if (a) markAsUntransferable(a.buffer);
   }
 
   /** Tokens in use. */

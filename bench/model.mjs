@@ -1,7 +1,7 @@
 // The reference model on CPU: generating the embedded default with FP32 layers against W8A8 and
 // W4A8 layers (dynamic per-token int8 activations), with float32, bf16 or int8 attention and float32,
 // bf16 or int8 KV caches, side by side in one run, and the weight and cache bytes.
-import { CausalDit, EMBEDDED_DEFAULT, SELF_FORCING_1_3B, ForwardProfile, QuantizedLinear, generate, backends, videoMetrics, encodePrompt, Tensor, Rng } from '../dist/index.js';
+import { CausalDit, EMBEDDED_TESTBED, SELF_FORCING_1_3B, ForwardProfile, QuantizedLinear, generate, backends, videoMetrics, encodePrompt, Tensor, Rng } from '../dist/index.js';
 
 // `node bench/model.mjs --1.3b`: the real Self-Forcing 1.3B widths (dim 1536, 12 heads, FFN 8960,
 // 4680 tokens a chunk) on 2 blocks of synthetic weights, one chunk's pass against a 4-chunk cache
@@ -45,7 +45,7 @@ const seeds = [1];
 const prompt = 'a red fox running through fresh snow at dawn';
 
 function quantized(model, weight) {
-  const q = CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 });
+  const q = CausalDit.synthetic(EMBEDDED_TESTBED, { seed: 0 });
   for (const name of q.blockLinearNames) {
     const { weight: w, bias } = model.floatWeights(name);
     q.setLinear(name, QuantizedLinear.fromFloat(w, { bias, weight, activation: { type: 'dynamic' } }));
@@ -71,7 +71,7 @@ async function timeVideo(model, execution, generation = {}) {
   }
 }
 
-const fp = CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 });
+const fp = CausalDit.synthetic(EMBEDDED_TESTBED, { seed: 0 });
 const w8 = quantized(fp, { dtype: 'int8', scheme: 'symmetric' });
 const w4 = quantized(fp, { dtype: 'int4', scheme: 'symmetric' });
 // [name, model, execution, generation]: the native pass, and the op-by-op forward for comparison.
@@ -89,7 +89,7 @@ const variants = [
   ['W8A8, int8 attn + cache', w8, 'native', { attention: 'int8', kvCache: 'int8' }],
   ['W4A8, int8 attention', w4, 'native', { attention: 'int8' }],
 ];
-console.log(`embedded default: ${EMBEDDED_DEFAULT.layers} blocks, dim ${EMBEDDED_DEFAULT.dim}, ${EMBEDDED_DEFAULT.chunks} chunks of ${EMBEDDED_DEFAULT.framesPerChunk} frames; ${backends().cpu.isa}, ${backends().cpu.threads} threads`);
+console.log(`embedded testbed: ${EMBEDDED_TESTBED.layers} blocks, dim ${EMBEDDED_TESTBED.dim}, ${EMBEDDED_TESTBED.chunks} chunks of ${EMBEDDED_TESTBED.framesPerChunk} frames; ${backends().cpu.isa}, ${backends().cpu.threads} threads`);
 // Interleave rounds so that background load hits every variant alike.
 const results = new Map(variants.map(([n]) => [n, { seconds: Infinity }]));
 for (let round = 0; round < 3; round++) {
@@ -107,7 +107,7 @@ for (const [name, model, , generation] of variants) {
   const psnr = name === 'FP32' ? '' : videoMetrics(r.video, base.video).psnr.toFixed(2) + ' dB';
   const cache = cacheBytes(generation?.kvCache);
   console.log(
-    `${name.padEnd(25)} ${r.seconds.toFixed(3).padStart(7)}  ${((r.seconds / EMBEDDED_DEFAULT.chunks) * 1000).toFixed(1).padStart(8)}  ${(base.seconds / r.seconds).toFixed(2).padStart(7)}x` +
+    `${name.padEnd(25)} ${r.seconds.toFixed(3).padStart(7)}  ${((r.seconds / EMBEDDED_TESTBED.chunks) * 1000).toFixed(1).padStart(8)}  ${(base.seconds / r.seconds).toFixed(2).padStart(7)}x` +
       `   ${(model.blockLinearBytes / 1e6).toFixed(2).padStart(14)}  ${(model.blockLinearBytes / fp.blockLinearBytes).toFixed(3)}` +
       `   ${(model.weightBytes / 1e6).toFixed(2).padStart(7)}  ${(model.weightBytes / fp.weightBytes).toFixed(3)}` +
       `   ${(cache / 1e6).toFixed(2).padStart(10)}  ${(cache / cacheBytes()).toFixed(3)}   ${psnr}`,

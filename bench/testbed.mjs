@@ -3,7 +3,7 @@
 // linear, dynamic per-token activations, as `qarvd sensitivity`), how far an error of chunk 0
 // travels, whether the video stays in a sane range over chunks, and what a video costs.
 // `npm run bench -- testbed`, or `node bench/testbed.mjs --prompts 4` for more prompts.
-import { CausalDit, ChunkScheduler, DEFAULT_PROMPTS, EMBEDDED_DEFAULT, QuantizedLinear, backends, measureSensitivity } from '../dist/index.js';
+import { CausalDit, ChunkScheduler, DEFAULT_PROMPTS, EMBEDDED_TESTBED, QuantizedLinear, backends, measureSensitivity } from '../dist/index.js';
 
 const at = process.argv.indexOf('--prompts');
 const promptCount = at > 0 ? Number(process.argv[at + 1]) : 2;
@@ -11,7 +11,7 @@ if (!Number.isInteger(promptCount) || promptCount < 1 || promptCount > DEFAULT_P
   console.error(`testbed: --prompts must be an integer from 1 to ${DEFAULT_PROMPTS.length}`);
   process.exit(1);
 }
-const c = EMBEDDED_DEFAULT;
+const c = EMBEDDED_TESTBED;
 const model = CausalDit.synthetic(c, { seed: 0 });
 const w8a8 = {};
 for (const name of model.blockLinearNames) {

@@ -47,8 +47,14 @@ export { DualScaleLinear, outlierPermutation, type DualScaleLinearOptions, type 
 export { type WeightQuantOptions, type ActivationQuantOptions, type WeightDType, type ActivationDType, type SegmentConfig } from './gemm/options.js';
 export { ForwardProfile } from './model/native_pass.js';
 export { CausalDit, DitState, expectedShapes, sinusoidalEmbedding, patchify, unpatchify, type ForwardOptions, type FromTensorsOptions, type StateOptions } from './model/dit.js';
+export { loadEmbeddedModel, embeddedTraining, EMBEDDED_WEIGHTS_FILE, type EmbeddedTraining } from './model/embedded.js';
+export {
+  shapeScene, renderScene, rgbToLatents, latentsToRgb, spaceToDepth, depthToSpace, heldOutScenes, HELD_OUT_SEED,
+  SHAPES_COLOURS, SHAPES_KINDS, SHAPES_DIRECTIONS, SHAPES_SIZE, SHAPES_FRAMES, SHAPES_BACKGROUND, SPACE_TO_DEPTH, type ShapeScene,
+} from './data/shapes.js';
+export { trackFrames, checkCaption, parseCaption, TRACKER, type FrameTrack, type CaptionCheck, type Caption } from './data/tracker.js';
 export { generate, sigmaOf, modelTimestepOf, DEFAULT_TIMESTEPS, type GenerateOptions, type PassInfo } from './model/sampling.js';
-export { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
+export { EMBEDDED_DEFAULT, EMBEDDED_TESTBED, SELF_FORCING_1_3B, CONFIGS, tokensPerFrame, checkConfig, type DitConfig } from './model/config.js';
 export { syntheticWeights, encodePrompt, blockLinears, type SyntheticWeights } from './model/weights.js';
 export { Rng, hashString } from './model/random.js';
 export { loadModel, saveModelWeights, saveSyntheticModel, namedConfig, modelFileConfig, CONFIG_METADATA_KEY } from './model/io.js';

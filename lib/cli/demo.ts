@@ -24,16 +24,23 @@ import type { Tensor } from '../tensor/tensor.js';
 import { intOption, modelFromOptions, oneOfOption } from './generate.js';
 import type { QuantizedModel } from '../method/quantize.js';
 import { progress } from './progress.js';
+import { EMBEDDED_DEFAULT, type DitConfig } from '../model/config.js';
+import { embeddedTraining } from '../model/embedded.js';
+import { HELD_OUT_SEED, SHAPES_SIZE, SPACE_TO_DEPTH, heldOutScenes, latentsToRgb } from '../data/shapes.js';
+import { checkCaption, trackFrames } from '../data/tracker.js';
 
 /** The paper's chunk-wise sensitivity of Self-Forcing (SPEC section 1), shown beside ours. */
 const PAPER_SENSITIVITY = [0.546, 0.167, 0.119, 0.079, 0.053, 0.026, 0.01];
 
 interface DemoOptions {
-  model?: string; config?: string; out: string; sensitivityPrompts: number; calibrationPrompts: number; evalPrompts: number; repeats: number; bins: number;
+  model?: string; config?: string; out: string; sensitivityPrompts?: number; calibrationPrompts?: number; evalPrompts?: number; trackPrompts: number; repeats: number; bins: number;
   attention: 'bf16' | 'int8'; kvCache: 'bf16' | 'int8'; quiet?: boolean;
 }
 
-/** `qarvd demo`: the whole pipeline on the embedded default, written up as report/index.html. */
+/** Prompt counts when none are given: the trained embedded default is fast enough for more. */
+const PROMPT_COUNTS = { shapes: { sensitivity: 8, calibration: 4, eval: 4 }, other: { sensitivity: 2, calibration: 2, eval: 2 } };
+
+/** `qarvd demo`: the whole pipeline on the embedded default (trained weights), written up as report/index.html. */
 export function registerDemo(program: Command): void {
   program
     .command('demo')
@@ -41,9 +48,10 @@ export function registerDemo(program: Command): void {
     .option('--model <file>', 'model file (safetensors with Wan names); default: the embedded default')
     .option('--config <name>', 'configuration for a file without one, or for synthetic weights')
     .option('--out <dir>', 'report folder', 'report')
-    .option('--sensitivity-prompts <n>', 'prompts of the sensitivity measurement', intOption('--sensitivity-prompts', 1), 2)
-    .option('--calibration-prompts <n>', 'prompts of the calibration', intOption('--calibration-prompts', 1), 2)
-    .option('--eval-prompts <n>', 'prompts of the evaluation (different from the calibration ones)', intOption('--eval-prompts', 1), 2)
+    .option('--sensitivity-prompts <n>', 'prompts of the sensitivity measurement (default 8 on the trained embedded default, else 2)', intOption('--sensitivity-prompts', 1))
+    .option('--calibration-prompts <n>', 'prompts of the calibration (default 4 on the trained embedded default, else 2)', intOption('--calibration-prompts', 1))
+    .option('--eval-prompts <n>', 'prompts of the evaluation, different from the calibration ones (default 4 on the trained embedded default, else 2)', intOption('--eval-prompts', 1))
+    .option('--track-prompts <n>', 'held-out captions whose FP32, W8A8 and W4A8 videos the object tracker checks (models of the moving-shapes data only)', intOption('--track-prompts', 0), 24)
     .option('--repeats <n>', 'timed generations per model (the fastest counts)', intOption('--repeats', 1), 3)
     .option('--bins <n>', 'histogram bins of the activation observers', intOption('--bins', 16), 32768)
     .option('--attention <precision>', 'quantized attention of the last ablation rows and timings: int8 (smoothed keys, P.V in bf16) or bf16', oneOfOption('--attention', ['bf16', 'int8'] as const), 'int8')
@@ -65,11 +73,23 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
     stepStart = now;
   };
   await prepareOutputFolder(o.out, '--out');
-  const need = o.sensitivityPrompts + o.calibrationPrompts + o.evalPrompts;
-  if (need > DEFAULT_PROMPTS.length) throw new RangeError(`the demo uses ${need} of the ${DEFAULT_PROMPTS.length} default prompts; ask for fewer`);
-  const sensitivityPrompts = DEFAULT_PROMPTS.slice(0, o.sensitivityPrompts);
-  const calibrationPrompts = DEFAULT_PROMPTS.slice(o.sensitivityPrompts, o.sensitivityPrompts + o.calibrationPrompts);
-  const requests: VideoRequest[] = DEFAULT_PROMPTS.slice(need - o.evalPrompts, need).map((prompt, i) => ({ prompt, seed: 2000 + i }));
+  // A model of the moving-shapes data (the trained embedded default) gets captions of that data
+  // (from seeds no training video had) and pictures of its decoded RGB frames; others get the
+  // default prompts and pictures of three latent channels.
+  const shapes = isShapesModel(model.config);
+  const counts = PROMPT_COUNTS[shapes ? 'shapes' : 'other'];
+  const nSens = o.sensitivityPrompts ?? counts.sensitivity, nCal = o.calibrationPrompts ?? counts.calibration, nEval = o.evalPrompts ?? counts.eval;
+  const need = nSens + nCal + nEval;
+  let pool: string[];
+  if (shapes) {
+    pool = heldOutScenes(need, DEMO_SCENE_OFFSET).map((sc) => sc.caption);
+  } else {
+    if (need > DEFAULT_PROMPTS.length) throw new RangeError(`the demo uses ${need} of the ${DEFAULT_PROMPTS.length} default prompts; ask for fewer`);
+    pool = [...DEFAULT_PROMPTS];
+  }
+  const sensitivityPrompts = pool.slice(0, nSens);
+  const calibrationPrompts = pool.slice(nSens, nSens + nCal);
+  const requests: VideoRequest[] = pool.slice(need - nEval, need).map((prompt, i) => ({ prompt, seed: 2000 + i }));
 
   // 1. Chunk-wise sensitivity, with round-to-nearest W8A8 in one chunk at a time.
   let bar = progress('sensitivity', { quiet: o.quiet });
@@ -162,12 +182,40 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
   }
   step('timing and checkpoints');
 
-  // 5. Pictures: per prompt, FP above W8A8 above W4A8 (on the FP video's colour scale), and animations.
+  // 5. The object tracker on held-out captions: does each video show the captioned object and motion?
+  let tracking: ReportData['tracking'];
+  if (shapes && o.trackPrompts > 0) {
+    const scenes = heldOutScenes(o.trackPrompts);
+    const models: { label: string; sets: LayerSet[] | null }[] = [{ label: 'FP32', sets: null }, ...Object.entries(fullSets).map(([s, f]) => ({ label: s, sets: f.sets }))];
+    bar = progress('tracking', { quiet: o.quiet });
+    const rowsOut: NonNullable<ReportData['tracking']>['rows'] = [];
+    let done = 0;
+    for (const m of models) {
+      const scheduler = new ChunkScheduler(model, m.sets ? ChunkScheduler.perChunk(m.sets) : () => null);
+      const tally = { agree: 0, colour: 0, motion: 0, shape: 0 };
+      for (let i = 0; i < scenes.length; i++) {
+        const video = await scheduler.generate({ prompt: scenes[i].caption, seed: TRACK_SEED + i });
+        const check = checkCaption(trackFrames(latentsToRgb(video)), scenes[i].caption);
+        tally.agree += Number(check.agrees);
+        tally.colour += Number(check.found && check.colour);
+        tally.motion += Number(check.found && check.motion);
+        tally.shape += Number(check.found && check.shape);
+        bar.update(++done, models.length * scenes.length, m.label);
+      }
+      rowsOut.push({ label: m.label, ...tally });
+    }
+    bar.stop();
+    tracking = { prompts: scenes.length, firstSeed: HELD_OUT_SEED, rows: rowsOut };
+    step('object tracking (FP32, W8A8, W4A8)');
+  }
+
+  // 6. Pictures: per prompt, FP above W8A8 above W4A8 (decoded RGB frames, or latent channels on the
+  // FP video's colour scale), and animations.
   const videos: ReportData['videos'] = [];
   for (let i = 0; i < requests.length; i++) {
     const ranges = channelRanges(references[i]);
     const rowsOf = [{ label: 'FP32', latents: references[i] }, ...Object.entries(fullSets).map(([s, f]) => ({ label: s, latents: f.videos[i] }))];
-    const frames = rowsOf.map((r) => latentsToFrames(r.latents, { ranges, scale: 8 }));
+    const frames = rowsOf.map((r) => shapes ? latentsToFrames(latentsToRgb(r.latents), { ranges: [[0, 1], [0, 1], [0, 1]], scale: 4 }) : latentsToFrames(r.latents, { ranges, scale: 8 }));
     const strip = frameStrip(frames);
     const stripFile = `video-${i}.png`;
     await writePng(path.join(o.out, stripFile), strip.frames[0], strip.width, strip.height);
@@ -188,17 +236,23 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
   const s = sens.sensitivity;
   const decreasing = s.every((v, k) => k === 0 || v <= s[k - 1]);
   const notes = demoNotes(ablation, settings, s, decreasing);
+  if (tracking) {
+    notes.push(`Object tracker on ${tracking.prompts} held-out captions (colour and motion as captioned): ${tracking.rows.map((r) => `${r.label} ${r.agree}/${tracking.prompts}`).join(', ')}.`);
+  }
+  const training = shapes && model.config.name === EMBEDDED_DEFAULT.name ? await embeddedTraining().catch(() => undefined) : undefined;
   for (const x of settings) notes.push(`${withAttention(x.name)}: ${(best.FP32 / best[withAttention(x.name)]).toFixed(2)}x the speed of FP32 per video (float32 attention: ${(best.FP32 / best[x.name]).toFixed(2)}x).`);
   const b = backends();
   const data: ReportData = {
     title: `Q-ARVD on ${model.config.name}`,
     createdAt: new Date().toISOString(),
-    model: { name: model.config.name, config: { ...model.config } as Record<string, number | string> },
+    model: { name: model.config.name, config: Object.fromEntries(Object.entries(model.config).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v])) as Record<string, number | string> },
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', isa: b.cpu.isa, threads: b.cpu.threads, node: process.version },
     totalSeconds: (performance.now() - started) / 1000,
     steps,
     sensitivity: { values: s, chunkWeights, prompts: sensitivityPrompts.length, reference: PAPER_SENSITIVITY, decreasing },
     settings, ablation, outliers: outlierPlots, videos, profiles, notes,
+    ...(tracking ? { tracking } : {}),
+    ...(training ? { training: { steps: training.steps, batch: training.batch, seconds: training.seconds, threads: training.threads, heldOut: training.heldOut, curve: training.curve.map((c) => ({ step: c.step, loss: c.smoothed, ...(c.heldOut !== undefined ? { heldOut: c.heldOut } : {}) })) } } : {}),
   };
   const report = await writeReport(o.out, data);
   await writeFileAtomic(path.join(o.out, 'result.json'), JSON.stringify(data, null, 2) + '\n');
@@ -206,7 +260,18 @@ async function runDemo(model: CausalDit, o: DemoOptions) {
     report, seconds: Number(data.totalSeconds.toFixed(1)), sensitivity: s.map((v) => Number(v.toFixed(4))), decreasing,
     settings: settings.map((x) => ({ name: x.name, checkpoint: path.join(o.out, x.checkpoint), speedup: Number((x.speed.fp32Seconds / x.speed.quantSeconds).toFixed(2)), blockBytesRatio: Number((x.bytes.blockQuantized / x.bytes.blockFp32).toFixed(3)) })),
     ablation: ablation.map((a) => ({ setting: a.setting, method: a.method, psnr: Number(a.psnr.toFixed(2)), ssim: Number(a.ssim.toFixed(4)) })),
+    ...(tracking ? { tracking: Object.fromEntries(tracking.rows.map((r) => [r.label, `${r.agree}/${tracking!.prompts}`])) } : {}),
   };
+}
+
+/** Offset of the demo's sensitivity, calibration and evaluation captions among the held-out scenes (the tracker's are the first ones). */
+const DEMO_SCENE_OFFSET = 1000;
+/** Noise seeds of the tracked videos. */
+const TRACK_SEED = 3000;
+
+/** Whether a configuration has the latents of the moving-shapes data (48 x 8 x 8, 21 frames). */
+function isShapesModel(c: DitConfig): boolean {
+  return c.inChannels === 3 * SPACE_TO_DEPTH ** 2 && c.outChannels === c.inChannels && c.latentHeight * SPACE_TO_DEPTH === SHAPES_SIZE && c.latentWidth * SPACE_TO_DEPTH === SHAPES_SIZE;
 }
 
 /** Honest remarks for the report: components that did not help, targets missed. */

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { EMBEDDED_DEFAULT } from '../model/config.js';
 import { CausalDit } from '../model/dit.js';
 import { loadModel, namedConfig } from '../model/io.js';
+import { loadEmbeddedModel } from '../model/embedded.js';
 import { DEFAULT_PROMPTS, promptLabel, type Prompt } from '../model/prompts.js';
 import type { DitConfig } from '../model/config.js';
 import { readTextFeatures } from '../io/text_features.js';
@@ -38,10 +39,16 @@ export const kvCacheOption = oneOfOption('--kv-cache', KV_CACHE_DTYPES);
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** The model of a command: a file, a built-in configuration with synthetic weights, or the embedded default. */
+/**
+ * The model of a command: a file; else the embedded default with its trained weights (no --config,
+ * or --config embedded-default); else a built-in configuration with seeded synthetic weights (for
+ * example embedded-testbed or self-forcing-1.3b).
+ */
 export async function modelFromOptions(o: { model?: string; config?: string; weightsSeed?: number }): Promise<CausalDit> {
   if (o.model) return loadModel(o.model, o.config);
-  return CausalDit.synthetic(o.config ? namedConfig(o.config) : EMBEDDED_DEFAULT, { seed: o.weightsSeed ?? 0 });
+  const name = o.config ?? EMBEDDED_DEFAULT.name;
+  if (name === EMBEDDED_DEFAULT.name && o.weightsSeed === undefined) return loadEmbeddedModel();
+  return CausalDit.synthetic(namedConfig(name), { seed: o.weightsSeed ?? 0 });
 }
 
 export async function promptsFromOptions(o: { prompt?: string[]; prompts?: string }): Promise<string[]> {
@@ -95,7 +102,7 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .description('generate videos with a model (default: the embedded default) from prompts and seeds')
     .option('--model <file>', 'model file (safetensors with Wan names); default: synthetic weights')
-    .option('--config <name>', 'configuration: embedded-default or self-forcing-1.3b (for files without one, or for synthetic weights)')
+    .option('--config <name>', 'configuration: embedded-default (trained weights), embedded-testbed or self-forcing-1.3b (seeded synthetic weights), or for files without one')
     .option('--quantized <file>', 'a quantized checkpoint (from qarvd quantize or demo) instead of a float model')
     .option('--prompt <text>', 'a prompt (repeatable)', collect)
     .option('--prompts <file>', 'a file with one prompt per line')

@@ -7,6 +7,7 @@ import type { Linear } from '../gemm/linear.js';
 import type { CausalDit } from '../model/dit.js';
 import { expectPrompts, promptLabel, type Prompt } from '../model/prompts.js';
 import { ChunkScheduler } from '../schedule/scheduler.js';
+import { DEFAULT_TIMESTEPS } from '../model/sampling.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MseObserver, type MseObserverJSON } from '../calibration/mse_observer.js';
 import { Gram, type GramJSON } from '../calibration/gram.js';
@@ -227,7 +228,7 @@ export async function calibrate(model: CausalDit, options: CalibrateOptions): Pr
     });
   }
   scheduler = new ChunkScheduler(model, ChunkScheduler.everyChunk(set));
-  const passes = chunks * 5;
+  const passes = chunks * ((model.config.timesteps ?? DEFAULT_TIMESTEPS).length + 1);
   for (let i = 0; i < o.prompts.length; i++) {
     await scheduler.generate({
       prompt: o.prompts[i],

@@ -10,7 +10,7 @@ import { expectedShapes } from './dit.js';
  * for them and cannot be digested.
  *
  * @example
- * modelDigest(CausalDit.synthetic(EMBEDDED_DEFAULT)) === modelDigest(await loadModel(file)); // same weights
+ * modelDigest(CausalDit.synthetic(EMBEDDED_TESTBED)) === modelDigest(await loadModel(file)); // same weights
  */
 export function modelDigest(model: CausalDit): string {
   const hash = createHash('sha256');

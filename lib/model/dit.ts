@@ -117,7 +117,7 @@ export interface ForwardOptions {
  * file) or from seeded synthetic weights; swap any block linear for a quantized one with setLinear.
  *
  * @example
- * const model = CausalDit.synthetic(EMBEDDED_DEFAULT, { seed: 0 });
+ * const model = CausalDit.synthetic(EMBEDDED_TESTBED, { seed: 0 });
  * const state = model.createState();
  * const ctx = await model.embedContext(encodePrompt('a red fox', model.config));
  * const flow = await model.forward(noisyChunk, { timestep: 1000, context: ctx, state }); // [3, 16, 16, 16]

@@ -30,9 +30,9 @@ export interface GenerateOptions {
   seed: number;
   /** Chunks to generate (default: config.chunks). */
   chunks?: number;
-  /** Nominal timesteps of the denoising steps (default [1000, 750, 500, 250]). */
+  /** Nominal timesteps of the denoising steps (default: the configuration's, else [1000, 750, 500, 250]). */
   timesteps?: number[];
-  /** Shift of the flow-matching schedule (default 5). */
+  /** Shift of the flow-matching schedule (default: the configuration's, else 5). */
   shift?: number;
   /** Precision of the model's attention: 'fp32' (default), 'bf16' or 'int8' (see AttentionPrecision). */
   attention?: AttentionPrecision;
@@ -92,19 +92,19 @@ export function modelTimestepOf(sigma: number): number {
  * agrees with it to float32 rounding. The same seed gives the same video, bit for bit.
  *
  * @example
- * const model = CausalDit.synthetic(EMBEDDED_DEFAULT);
- * const video = await generate(model, { prompt: 'a red fox running through snow', seed: 1 });
- * const fast = await generate(model, { prompt: 'a red fox running through snow', seed: 1, attention: 'int8', kvCache: 'int8' });
+ * const model = await loadEmbeddedModel();
+ * const video = await generate(model, { prompt: 'a red disc moving left', seed: 1 });
+ * const fast = await generate(model, { prompt: 'a red disc moving left', seed: 1, attention: 'int8', kvCache: 'int8' });
  */
 export async function generate(model: CausalDit, options: GenerateOptions): Promise<Tensor<'float32'>> {
   const o = expectObject(options, 'options') as unknown as GenerateOptions;
   const c = model.config;
   const seed = expectInteger(o.seed, 'options.seed', { min: 0, max: 2 ** 32 - 1 });
   const chunks = expectInteger(o.chunks ?? c.chunks, 'options.chunks', { min: 1 });
-  const shift = expectFiniteNumber(o.shift ?? 5, 'options.shift', { positive: true });
+  const shift = expectFiniteNumber(o.shift ?? c.shift ?? 5, 'options.shift', { positive: true });
   const attention = expectPrecision(o.attention, 'options.attention');
   const kvCache = o.kvCache === undefined ? 'fp32' : expectOneOf(o.kvCache, 'options.kvCache', KV_CACHE_DTYPES);
-  const timesteps = o.timesteps ?? DEFAULT_TIMESTEPS;
+  const timesteps = o.timesteps ?? c.timesteps ?? DEFAULT_TIMESTEPS;
   if (!Array.isArray(timesteps) || timesteps.length === 0) throw new TypeError(`Expected a non-empty array for options.timesteps but received ${describe(timesteps)}`);
   timesteps.forEach((t, i) => expectFiniteNumber(t, `options.timesteps[${i}]`, { min: 0, max: 1000 }));
   let context: Tensor;

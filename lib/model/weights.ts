@@ -67,7 +67,7 @@ const TESTBED = Object.freeze({
  * raised, the feed-forward gate and the text's cross-attention output lowered.
  *
  * @example
- * const { tensors, plantedOutliers } = syntheticWeights(EMBEDDED_DEFAULT, { seed: 0 });
+ * const { tensors, plantedOutliers } = syntheticWeights(EMBEDDED_TESTBED, { seed: 0 });
  * tensors['blocks.0.self_attn.q.weight'].shape; // [256, 256]
  */
 export function syntheticWeights(config: DitConfig, options: { seed?: number } = {}): SyntheticWeights {

@@ -98,6 +98,31 @@ export interface ReportData {
   profiles?: ReportProfile[];
   /** Honest remarks: what did not help, which targets were missed. */
   notes: string[];
+  /** The object tracker's verdicts on held-out captions, per model (FP32 and the quantized settings). */
+  tracking?: ReportTracking;
+  /** How the model was trained (the trained embedded default's record). */
+  training?: ReportTraining;
+}
+
+/** Videos whose tracked object agrees with the caption, out of `prompts`, per model. */
+export interface ReportTracking {
+  prompts: number;
+  /** The first held-out seed the captions came from. */
+  firstSeed: number;
+  /** agree: colour and motion both as captioned; colour, motion, shape: each part alone. */
+  rows: { label: string; agree: number; colour: number; motion: number; shape: number }[];
+}
+
+/** The training run of the model. */
+export interface ReportTraining {
+  steps: number;
+  batch: number;
+  seconds: number;
+  threads: number;
+  /** Flow-matching loss on held-out videos, before and after training. */
+  heldOut: { videos: number; untrained: number; trained: number };
+  /** Smoothed training loss (and held-out loss where measured) by step. */
+  curve: { step: number; loss: number; heldOut?: number }[];
 }
 
 /**
@@ -167,6 +192,26 @@ export function checkReportData(data: unknown): ReportData {
     });
   }
   array(d.notes, 'data.notes').forEach((n, i) => string(n, `data.notes[${i}]`));
+  if (d.tracking !== undefined) {
+    const tr = object(d.tracking, 'data.tracking');
+    expectInteger(tr.prompts, 'data.tracking.prompts', { min: 0 });
+    array(tr.rows, 'data.tracking.rows').forEach((r, i) => {
+      const row = object(r, `data.tracking.rows[${i}]`);
+      string(row.label, `data.tracking.rows[${i}].label`);
+      for (const k of ['agree', 'colour', 'motion', 'shape']) expectInteger(row[k], `data.tracking.rows[${i}].${k}`, { min: 0, max: tr.prompts as number });
+    });
+  }
+  if (d.training !== undefined) {
+    const tr = object(d.training, 'data.training');
+    for (const k of ['steps', 'batch', 'seconds', 'threads']) number(tr[k], `data.training.${k}`);
+    const h = object(tr.heldOut, 'data.training.heldOut');
+    for (const k of ['untrained', 'trained']) number(h[k], `data.training.heldOut.${k}`);
+    array(tr.curve, 'data.training.curve').forEach((c, i) => {
+      const p = object(c, `data.training.curve[${i}]`);
+      number(p.step, `data.training.curve[${i}].step`);
+      number(p.loss, `data.training.curve[${i}].loss`);
+    });
+  }
   return data as ReportData;
 }
 

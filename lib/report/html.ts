@@ -4,15 +4,15 @@ import { prepareOutputFolder } from '../io/paths.js';
 import path from 'node:path';
 import { detectOutliersFromNorms } from '../calibration/outliers.js';
 import { writeFileAtomic } from '../io/safetensors.js';
-import { checkReportData, PROFILE_PARTS, type ReportData, type ReportOutlierLayer, type ReportProfile, type ReportSetting } from './data.js';
+import { checkReportData, PROFILE_PARTS, type ReportData, type ReportOutlierLayer, type ReportProfile, type ReportSetting, type ReportTracking, type ReportTraining } from './data.js';
 import { barChart, escapeHtml as esc, formatNumber as fmt, lineChart } from './svg.js';
 
 /**
  * Renders the report page for `data` (validated first, see checkReportData). Plots are inline SVG
  * carrying `data-plot` names: 'timeline', 'sensitivity', 'psnr-<setting>', 'ssim-<setting>', 'speed',
- * 'profile' (when data.profiles is given), 'memory', 'outliers-<i>'; images carry `data-image`
- * ('strip' or 'animation'); tables carry `data-table` ('config', 'steps', 'sensitivity',
- * 'speed-memory', 'profile', 'ablation', 'chunks-<setting>').
+ * 'profile' (when data.profiles is given), 'memory', 'outliers-<i>', 'training'; images carry
+ * `data-image` ('strip' or 'animation'); tables carry `data-table` ('config', 'steps', 'sensitivity',
+ * 'speed-memory', 'profile', 'ablation', 'chunks-<setting>', 'tracking').
  *
  * @example
  * const html = renderReport(data);
@@ -22,12 +22,14 @@ export function renderReport(data: ReportData): string {
   const body = [
     header(d),
     section('setup', 'Model and machine', setup(d)),
+    ...(d.training ? [section('training', 'Training of the model', training(d.training))] : []),
     section('timeline', 'Demo timeline', timeline(d)),
     section('sensitivity', 'Chunk-wise sensitivity', sensitivity(d)),
     section('quality', 'Per-chunk error against the FP32 video', d.settings.length ? d.settings.map(quality).join('') : empty('No quantized settings.')),
     section('speed-memory', 'Speed and memory against FP32', speedMemory(d)),
     section('ablation', 'Ablation', ablation(d)),
     section('outliers', 'Outlier input columns', d.outliers.length ? d.outliers.map(outlierPlot).join('') : empty('No layers shown.')),
+    ...(d.tracking ? [section('tracking', 'Object tracking on held-out captions', tracking(d.tracking))] : []),
     section('videos', 'Videos: FP32 and quantized', d.videos.length ? d.videos.map(video).join('') : empty('No videos.')),
     section('notes', 'Notes', d.notes.length ? `<ul>${d.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : empty('No notes.')),
   ].join('\n');
@@ -279,4 +281,21 @@ function video(v: ReportData['videos'][number]): string {
   const strip = `<figure><img data-image="strip" src="${href(v.strip)}" alt="${esc(`Frames for "${v.prompt}": ${rows}`)}"><figcaption>${esc(`Frames left to right; ${rows}.`)}</figcaption></figure>`;
   const anims = v.animations.map((a) => `<figure><img data-image="animation" src="${href(a.file)}" alt="${esc(`${a.label} animation`)}"><figcaption>${esc(a.label)}</figcaption></figure>`).join('');
   return `<h3>${esc(v.prompt)}</h3>${strip}${anims ? `<div class="animations">${anims}</div>` : ''}`;
+}
+
+function training(t: ReportTraining): string {
+  const plot = lineChart({
+    id: 'training', title: 'Flow-matching loss during training', categories: t.curve.map((c) => String(c.step)),
+    series: [{ name: 'training loss (smoothed)', values: t.curve.map((c) => c.loss) }, { name: 'held-out loss', values: t.curve.map((c) => c.heldOut ?? NaN) }],
+    xLabel: 'step', yLabel: 'MSE of the flow',
+  });
+  return figure(plot, `${t.steps} steps of ${t.batch} videos in ${seconds(t.seconds)} on ${t.threads} torch thread(s) (training/train.py). ` +
+    `Held-out flow-matching loss over ${t.heldOut.videos} videos: ${fmt(t.heldOut.untrained, 4)} untrained, ${fmt(t.heldOut.trained, 4)} trained.`);
+}
+
+function tracking(t: ReportTracking): string {
+  const pct = (n: number) => `${n}/${t.prompts} (${t.prompts ? Math.round((100 * n) / t.prompts) : 0}%)`;
+  const rows = t.rows.map((r) => [cell(r.label), num(pct(r.agree)), num(pct(r.colour)), num(pct(r.motion)), num(pct(r.shape))]);
+  return `<p class="caption">Each model generates a video for each of ${t.prompts} held-out captions (scenes from seed ${t.firstSeed} on, which no training video had); the tracker finds the object in the decoded frames (pixels far from the background), reads its colour at the start and the end and its centroid's motion, and checks them against the caption. "Agrees": colour and motion both as captioned. The shape (fill of the bounding box) is shown apart.</p>` +
+    table('tracking', ['model', 'agrees', 'colour', 'motion', 'shape'], rows);
 }

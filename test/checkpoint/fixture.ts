@@ -4,12 +4,12 @@
 // count), or no outlier columns, a layer without bias, and a block linear left in float.
 import { DualScaleLinear, QuantizedLinear, type ActivationQuantOptions, type QuantizedModelSpec, type Tensor } from '../../lib/index.js';
 import type { LayerSpec } from '../../lib/method/spec.js';
-import { type DitConfig, EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { type DitConfig, EMBEDDED_TESTBED } from '../../lib/model/config.js';
 import { blockLinears, syntheticWeights } from '../../lib/model/weights.js';
 
 /** ffnDim is odd so that int4 segments of ffn.0 ([47, 3] and [47, 29]) pack an odd count of values. */
 export const tiny: DitConfig = {
-  ...EMBEDDED_DEFAULT,
+  ...EMBEDDED_TESTBED,
   name: 'tiny',
   inChannels: 4,
   outChannels: 4,

@@ -121,7 +121,7 @@ t.test('bad arguments and files', async (t) => {
     [['merge', f('s.json'), f('c1.json'), '--out', f('x.json')], /different kinds/],
     [['merge', f('s.json')], /required option '--out/],
     [['generate', '--quantized', model, '--quiet'], /qarvd.quantized|quantized checkpoint/],
-    [['demo', '--eval-prompts', '9'], /default prompts/],
+    [['demo', '--config', 'embedded-testbed', '--eval-prompts', '9'], /default prompts/],
   ];
   for (const [args, pattern] of cases) {
     const r = await run(args);

@@ -14,14 +14,14 @@ import { writeSafetensors } from '../../lib/io/safetensors.js';
 import { loadQuantizedModel } from '../../lib/checkpoint/checkpoint.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
 import { Rng } from '../../lib/model/random.js';
-import { EMBEDDED_DEFAULT, type DitConfig } from '../../lib/model/config.js';
+import { EMBEDDED_TESTBED, type DitConfig } from '../../lib/model/config.js';
 import { qarvdBin } from '../helpers/cli-bin.js';
 
 const examples = path.join(packageRoot, 'examples');
 const stubs = path.join(packageRoot, 'test', 'examples', 'stubs');
 const PROMPTS = ['a red fox running', 'waves at dusk', 'a quiet forest', 'a train in the snow'];
 /** As small as the pipeline allows: the point is the scripts, not the model. */
-const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 64, heads: 2, layers: 1, freqDim: 16, textDim: 8, textLen: 4, latentHeight: 4, latentWidth: 4, framesPerChunk: 1, chunks: 3 };
+const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 64, heads: 2, layers: 1, freqDim: 16, textDim: 8, textLen: 4, latentHeight: 4, latentWidth: 4, framesPerChunk: 1, chunks: 3 };
 
 /** A work folder with a model file and the prompts' features, and a PATH with qarvd, sbatch and kubectl. */
 async function setup() {

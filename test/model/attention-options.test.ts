@@ -3,10 +3,10 @@
 // caches' bytes, and the bf16/int8 options changing the video only a little (the kernels themselves are
 // tested against references in ops/attention-precision.test.ts).
 import t from 'tap';
-import { CausalDit, EMBEDDED_DEFAULT, encodePrompt, generate, Rng, Tensor, videoMetrics } from '../../lib/index.js';
+import { CausalDit, EMBEDDED_TESTBED, encodePrompt, generate, Rng, Tensor, videoMetrics } from '../../lib/index.js';
 import type { DitConfig } from '../../lib/model/config.js';
 
-const small: DitConfig = { ...EMBEDDED_DEFAULT, name: 'small', chunks: 3, layers: 2 };
+const small: DitConfig = { ...EMBEDDED_TESTBED, name: 'small', chunks: 3, layers: 2 };
 const model = CausalDit.synthetic(small, { seed: 0 });
 const request = { prompt: 'a red fox running through snow', seed: 3 };
 
@@ -38,7 +38,7 @@ t.test('float32 is the default; the caches shrink with their storage', async (t)
 });
 
 t.test('the native pass gives the op-by-op floats and caches for every precision and storage', async (t) => {
-  const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 64, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
+  const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 64, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
   const m = CausalDit.synthetic(tiny, { seed: 4 });
   const ctx = await m.embedContext(encodePrompt('a test prompt', tiny));
   const run = async (execution: 'native' | 'ops', attention: 'fp32' | 'bf16' | 'int8', kvCache: 'fp32' | 'bf16' | 'int8') => {

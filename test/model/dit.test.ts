@@ -2,12 +2,12 @@ import t from 'tap';
 import { Tensor, setIsa, backends, LinearF32 } from '../../lib/index.js';
 import { CausalDit } from '../../lib/model/dit.js';
 import { generate, sigmaOf } from '../../lib/model/sampling.js';
-import { type DitConfig, EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { type DitConfig, EMBEDDED_TESTBED } from '../../lib/model/config.js';
 import { encodePrompt, syntheticWeights } from '../../lib/model/weights.js';
 import { Rng } from '../../lib/model/random.js';
 import { refForward, refState } from './reference-dit.js';
 
-const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 24, ffnDim: 40, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
+const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 24, ffnDim: 40, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
 
 function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0, den = 0;

@@ -3,12 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Tensor, writeSafetensors } from '../../lib/index.js';
-import { EMBEDDED_DEFAULT, type DitConfig } from '../../lib/model/config.js';
+import { EMBEDDED_TESTBED, type DitConfig } from '../../lib/model/config.js';
 import { loadModel, saveModelWeights, saveSyntheticModel } from '../../lib/model/io.js';
 import { CausalDit } from '../../lib/model/dit.js';
 import { syntheticWeights, encodePrompt } from '../../lib/model/weights.js';
 
-const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 24, ffnDim: 40, heads: 2, layers: 1, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 4, framesPerChunk: 1, chunks: 2 };
+const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 24, ffnDim: 40, heads: 2, layers: 1, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 4, framesPerChunk: 1, chunks: 2 };
 
 async function flowOf(model: CausalDit) {
   const x = new Tensor('float32', [1, 4, 4, 4], Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)));

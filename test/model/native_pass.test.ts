@@ -4,12 +4,12 @@
 import t from 'tap';
 import { DualScaleLinear, ForwardProfile, QuantizedLinear, Tensor, type Linear } from '../../lib/index.js';
 import { CausalDit } from '../../lib/model/dit.js';
-import { type DitConfig, EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { type DitConfig, EMBEDDED_TESTBED } from '../../lib/model/config.js';
 import { encodePrompt } from '../../lib/model/weights.js';
 import { Rng } from '../../lib/model/random.js';
 import { generate } from '../../lib/model/sampling.js';
 
-const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
+const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 3 };
 
 type Variant = (name: string, w: Tensor<'float32'>, bias: Tensor<'float32'>) => Linear;
 
@@ -129,7 +129,7 @@ t.test('generate({ profile }) adds every pass of the video to the profile, and l
 });
 
 t.test('the event loop stays free while a native pass runs', async (t) => {
-  const model = CausalDit.synthetic({ ...EMBEDDED_DEFAULT, layers: 8 }, { seed: 0 });
+  const model = CausalDit.synthetic({ ...EMBEDDED_TESTBED, layers: 8 }, { seed: 0 });
   const ctx = await model.embedContext(encodePrompt('p', model.config));
   const c = model.config;
   const x = new Tensor('float32', [3, c.inChannels, c.latentHeight, c.latentWidth], new Rng(2).fillNormal(new Float32Array(3 * c.inChannels * c.latentHeight * c.latentWidth)));

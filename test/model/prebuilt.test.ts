@@ -2,10 +2,10 @@ import t from 'tap';
 import { QuantizedLinear, LinearF32, type Linear } from '../../lib/index.js';
 import { CausalDit } from '../../lib/model/dit.js';
 import { generate } from '../../lib/model/sampling.js';
-import { type DitConfig, EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { type DitConfig, EMBEDDED_TESTBED } from '../../lib/model/config.js';
 import { syntheticWeights } from '../../lib/model/weights.js';
 
-const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 24, ffnDim: 40, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 2 };
+const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 24, ffnDim: 40, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 6, framesPerChunk: 2, chunks: 2 };
 
 t.test('fromTensors with prebuilt block layers equals the float model with those layers set', async (t) => {
   const { tensors } = syntheticWeights(tiny, { seed: 4 });

@@ -3,7 +3,7 @@
 // extra_one_step=True).set_timesteps(1000) and the pipeline's warped denoising_step_list).
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { EMBEDDED_TESTBED } from '../../lib/model/config.js';
 import { CausalDit } from '../../lib/model/dit.js';
 import { generate, modelTimestepOf, sigmaOf } from '../../lib/model/sampling.js';
 import { Rng } from '../../lib/model/random.js';
@@ -29,7 +29,7 @@ t.test('the shifted schedule in float32: the default steps exactly as torch, eve
 
 t.test('generate runs the model at those timesteps and re-noises in float32 as add_noise does', async (t) => {
   // A stand-in model that predicts zero flow: x0 is the noisy input, so the video is the last re-noising.
-  const c = { ...EMBEDDED_DEFAULT, chunks: 1, latentHeight: 2, latentWidth: 2, inChannels: 2 };
+  const c = { ...EMBEDDED_TESTBED, chunks: 1, latentHeight: 2, latentWidth: 2, inChannels: 2 };
   const seen: number[] = [];
   const model = {
     config: c,

@@ -1,14 +1,14 @@
 import t from 'tap';
 import { ChunkScheduler, QuantizedLinear, type Linear } from '../../lib/index.js';
 import { CausalDit } from '../../lib/model/dit.js';
-import { EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { EMBEDDED_TESTBED } from '../../lib/model/config.js';
 import { DEFAULT_PROMPTS } from '../../lib/model/prompts.js';
 
 // The embedded default must behave like an autoregressive video model: later chunks depend on the
 // KV cache, so an error made while generating chunk 0 is carried into every later chunk, and
 // quantizing an early chunk costs the video more than quantizing the last one (SPEC section 1).
 t.test('embedded default: an error made in chunk 0 reaches later chunks through the cache', async (t) => {
-  const c = EMBEDDED_DEFAULT;
+  const c = EMBEDDED_TESTBED;
   const chunks = 3;
   const model = CausalDit.synthetic(c, { seed: 0 });
   const quantized: Record<string, Linear> = {};

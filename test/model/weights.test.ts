@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Rng, hashString } from '../../lib/model/random.js';
-import { EMBEDDED_DEFAULT, SELF_FORCING_1_3B, checkConfig, tokensPerFrame } from '../../lib/model/config.js';
+import { EMBEDDED_TESTBED, SELF_FORCING_1_3B, checkConfig, tokensPerFrame } from '../../lib/model/config.js';
 import { blockLinears, encodePrompt, syntheticWeights } from '../../lib/model/weights.js';
 
 t.test('Rng: deterministic, uniform in [0, 1), standard normals', (t) => {
@@ -29,16 +29,16 @@ t.test('Rng: deterministic, uniform in [0, 1), standard normals', (t) => {
 
 t.test('configurations', (t) => {
   t.equal(tokensPerFrame(SELF_FORCING_1_3B), 1560, 'Self-Forcing: 1560 tokens per frame');
-  t.equal(tokensPerFrame(EMBEDDED_DEFAULT), 64);
-  t.throws(() => checkConfig({ ...EMBEDDED_DEFAULT, heads: 3 }), { name: 'RangeError', message: /config.dim/ });
-  t.throws(() => checkConfig({ ...EMBEDDED_DEFAULT, latentWidth: 15 }), { name: 'RangeError', message: /latentWidth/ });
-  t.throws(() => checkConfig({ ...EMBEDDED_DEFAULT, layers: 0 }), { name: 'RangeError', message: /config.layers/ });
-  t.throws(() => checkConfig({ ...EMBEDDED_DEFAULT, eps: 0 }), { name: 'RangeError', message: /eps/ });
+  t.equal(tokensPerFrame(EMBEDDED_TESTBED), 64);
+  t.throws(() => checkConfig({ ...EMBEDDED_TESTBED, heads: 3 }), { name: 'RangeError', message: /config.dim/ });
+  t.throws(() => checkConfig({ ...EMBEDDED_TESTBED, latentWidth: 15 }), { name: 'RangeError', message: /latentWidth/ });
+  t.throws(() => checkConfig({ ...EMBEDDED_TESTBED, layers: 0 }), { name: 'RangeError', message: /config.layers/ });
+  t.throws(() => checkConfig({ ...EMBEDDED_TESTBED, eps: 0 }), { name: 'RangeError', message: /eps/ });
   t.end();
 });
 
 t.test('synthetic weights: Wan names and shapes, deterministic, outliers planted where reported', (t) => {
-  const c = { ...EMBEDDED_DEFAULT, layers: 2 };
+  const c = { ...EMBEDDED_TESTBED, layers: 2 };
   const { tensors, plantedOutliers } = syntheticWeights(c, { seed: 1 });
   t.same(tensors['patch_embedding.weight'].shape, [256, 16, 1, 2, 2]);
   t.same(tensors['time_projection.1.weight'].shape, [6 * 256, 256]);
@@ -65,10 +65,10 @@ t.test('synthetic weights: Wan names and shapes, deterministic, outliers planted
 });
 
 t.test('prompts hash to deterministic contexts; shared words share rows', (t) => {
-  const a = encodePrompt('A red fox', EMBEDDED_DEFAULT);
+  const a = encodePrompt('A red fox', EMBEDDED_TESTBED);
   t.same(a.shape, [16, 64]);
-  t.same(a.data, encodePrompt('a RED fox!', EMBEDDED_DEFAULT).data, 'case and punctuation do not matter');
-  const b = encodePrompt('a blue fox', EMBEDDED_DEFAULT);
+  t.same(a.data, encodePrompt('a RED fox!', EMBEDDED_TESTBED).data, 'case and punctuation do not matter');
+  const b = encodePrompt('a blue fox', EMBEDDED_TESTBED);
   t.same(a.data.subarray(0, 64), b.data.subarray(0, 64), 'same first word, same row');
   t.notSame(a.data.subarray(64, 128), b.data.subarray(64, 128));
   t.ok(a.data.subarray(3 * 64).every((v) => v === 0), 'padding is zero');

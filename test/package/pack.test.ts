@@ -24,6 +24,7 @@ t.test('npm pack ships a prebuilt binary that installs and runs without install 
   t.ok(files.includes('prebuilds/linux-x64/node.napi.node'), 'tarball contains the binary');
   t.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'), 'tarball contains the compiled library and types');
   t.notOk(files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/')), 'tarball leaves tests out');
+  t.ok(files.includes('models/embedded-default.safetensors') && files.includes('models/embedded-default.json'), 'tarball contains the trained embedded default');
 
   const project = path.join(work, 'app');
   run('mkdir', ['-p', project], work);
@@ -41,6 +42,15 @@ console.log(JSON.stringify({ isa: b.cpu.isa, cuda: b.cuda.compiled, size: x.size
   const esm = JSON.parse(run(process.execPath, ['esm.mjs'], project));
   t.equal(esm.size, 4);
   t.type(esm.isa, 'string');
+
+  writeFileSync(
+    path.join(project, 'embedded.mjs'),
+    `import { loadEmbeddedModel, generate } from 'qarvd';
+const model = await loadEmbeddedModel();
+const video = await generate(model, { prompt: 'a red disc moving left', seed: 0, chunks: 1 });
+console.log(JSON.stringify(video.shape));`,
+  );
+  t.equal(run(process.execPath, ['embedded.mjs'], project).trim(), '[3,48,8,8]', 'the trained embedded default loads from the installed package');
 
   writeFileSync(path.join(project, 'cjs.cjs'), `const q = require('qarvd'); console.log(typeof q.backends);`);
   t.equal(run(process.execPath, ['--no-warnings', 'cjs.cjs'], project).trim(), 'function', 'CommonJS require works');

@@ -229,6 +229,27 @@ t.test('malformed data: TypeError or RangeError naming the field', (t) => {
   t.end();
 });
 
+t.test('the training and object-tracking sections, when the data has them', (t) => {
+  const without = renderReport(fixture());
+  t.notMatch(without, /id="tracking"|id="training"/, 'absent unless given');
+  const data: ReportData = {
+    ...fixture(),
+    tracking: { prompts: 24, firstSeed: 2 ** 31, rows: [{ label: 'FP32', agree: 20, colour: 23, motion: 21, shape: 18 }, { label: 'W4A8', agree: 12, colour: 15, motion: 16, shape: 10 }] },
+    training: { steps: 2400, batch: 4, seconds: 3000, threads: 1, heldOut: { videos: 32, untrained: 1.61, trained: 0.21 }, curve: [{ step: 100, loss: 1.1 }, { step: 200, loss: 0.6, heldOut: 0.55 }, { step: 300, loss: 0.4 }] },
+  };
+  const html = renderReport(data);
+  const table = html.slice(html.indexOf('data-table="tracking"'), html.indexOf('</table>', html.indexOf('data-table="tracking"')));
+  t.match(table, /20\/24 \(83%\)/, 'FP32 agrees on 20 of 24');
+  t.match(table, /12\/24 \(50%\)/);
+  const curve = plot(html, 'training');
+  t.equal(count(curve, /<circle class="point" data-series="0"/), 3, 'a point per recorded step');
+  t.equal(count(curve, /<circle class="point" data-series="1"/), 1, 'held-out loss where it was measured');
+  t.match(html, /1\.61 untrained, 0\.21 trained/);
+  const bad = { ...data, tracking: { ...data.tracking!, rows: [{ label: 'FP32', agree: 25, colour: 0, motion: 0, shape: 0 }] } };
+  t.throws(() => renderReport(bad), { constructor: RangeError, message: /data\.tracking\.rows\[0\]\.agree/ });
+  t.end();
+});
+
 t.test('writeReport writes index.html atomically and returns its path', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'qarvd-report-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -2,9 +2,9 @@ import t from 'tap';
 import { ChunkScheduler, measureSensitivity, QuantizedLinear, LinearF32, Tensor, type Linear, type LayerSet } from '../../lib/index.js';
 import { CausalDit } from '../../lib/model/dit.js';
 import { generate } from '../../lib/model/sampling.js';
-import { type DitConfig, EMBEDDED_DEFAULT } from '../../lib/model/config.js';
+import { type DitConfig, EMBEDDED_TESTBED } from '../../lib/model/config.js';
 
-const tiny: DitConfig = { ...EMBEDDED_DEFAULT, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 4, framesPerChunk: 2, chunks: 3 };
+const tiny: DitConfig = { ...EMBEDDED_TESTBED, name: 'tiny', inChannels: 4, outChannels: 4, dim: 32, ffnDim: 48, heads: 2, layers: 2, freqDim: 16, textDim: 8, textLen: 5, latentHeight: 4, latentWidth: 4, framesPerChunk: 2, chunks: 3 };
 
 function w8a8(model: CausalDit, names = model.blockLinearNames): Record<string, Linear> {
   const set: Record<string, Linear> = {};

@@ -10,6 +10,7 @@ import { readVideos } from '../../lib/io/videos.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
 import { toFloat32 } from '../../lib/tensor/convert.js';
 import { CausalDit } from '../../lib/model/dit.js';
+import { EMBEDDED_DEFAULT } from '../../lib/model/config.js';
 import { generate } from '../../lib/model/sampling.js';
 import { saveSyntheticModel } from '../../lib/model/io.js';
 import { syntheticWeights } from '../../lib/model/weights.js';
@@ -118,6 +119,7 @@ t.test('generate, sensitivity, quantize and eval take --features', async (t) => 
   t.match(JSON.parse(q.out), { prompts: 2 });
   const both = await run(['generate', '--model', model, '--features', f('prompts.safetensors'), '--prompt', 'x']);
   t.match(both.err, /give --features or --prompt\/--prompts, not both/);
+  // Without --model: the embedded default, whose text encoder width is not the features' 8.
   const wide = await run(['generate', '--features', f('prompts.safetensors'), '--quiet']);
-  t.match(wide.err, /8 wide but the model's text encoder width \(textDim\) is 64/);
+  t.match(wide.err, new RegExp(`8 wide but the model's text encoder width \\(textDim\\) is ${EMBEDDED_DEFAULT.textDim}`));
 });

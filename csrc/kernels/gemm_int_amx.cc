@@ -64,16 +64,10 @@ QARVD_TARGET_AVX512VNNI const uint8_t* widened(const PackedSegment& seg, const W
   const int64_t wide_bytes = wide_panel_bytes(seg);
   if (t.wide_seg == &seg && t.wide_panel == panel && t.wide_panels == panels) return t.wide.data();
   t.wide.reserve(static_cast<size_t>(kNp * wide_bytes));
-  const __m512i low = _mm512_set1_epi8(0x0f);
   for (int v = 0; v < panels; ++v) {
-    const uint8_t* src = w.bytes.data() + (panel + v) * w.panel_bytes;
     uint8_t* dst = t.wide.data() + v * wide_bytes;
     std::memset(dst + w.len_pad * kIntNr, 0, static_cast<size_t>(wide_bytes - w.len_pad * kIntNr));
-    for (int64_t r = 0; r < w.len_pad / 8; ++r) {
-      const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(src + r * 64));
-      _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r) * 64), _mm512_and_si512(raw, low));
-      _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r + 1) * 64), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
-    }
+    widen_nibble_panel(w.bytes.data() + (panel + v) * w.panel_bytes, w.len_pad, dst);
   }
   t.wide_seg = &seg;
   t.wide_panel = panel;

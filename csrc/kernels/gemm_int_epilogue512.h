@@ -1,5 +1,5 @@
-// The AVX-512 epilogue of one group for one row of a register tile, shared by the AVX-512 VNNI and
-// AMX paths (included inside their QARVD_SIMD_NS): corrected = acc - wzero * row_sum - row_zc * wsum
+// AVX-512 code shared by the AVX-512 VNNI and AMX paths (included inside their QARVD_SIMD_NS): the
+// widening of 4-bit weight panels, and the epilogue of one group for one row of a register tile: corrected = acc - wzero * row_sum - row_zc * wsum
 // (int32, wrapping; in float where that is exact), then ftile = fma(float(corrected), row_scale *
 // wscale, first ? 0 : ftile), the same float operations as every other path; or the corrected sums to
 // the debug output.
@@ -8,6 +8,17 @@
 #include "simd_build.h"
 
 namespace qarvd::gemm::QARVD_SIMD_NS {
+
+// One panel of 4-bit weights (len_pad / 8 rows of 64 bytes of nibbles: low k 0-3, high k 4-7) as
+// the 8-bit quad layout (len_pad / 4 rows of 64 bytes, values 0..15).
+QARVD_TARGET_AVX512VNNI inline void widen_nibble_panel(const uint8_t* src, int64_t len_pad, uint8_t* dst) {
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  for (int64_t r = 0; r < len_pad / 8; ++r) {
+    const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(src + r * 64));
+    _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r) * 64), _mm512_and_si512(raw, low));
+    _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r + 1) * 64), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
+  }
+}
 
 // One weight panel's metadata for one group. Two shortcuts give the same integers with less work:
 // weights without zero points (8-bit symmetric) skip the row-sum term, and a tile whose rows share

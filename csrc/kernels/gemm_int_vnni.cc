@@ -87,16 +87,7 @@ QARVD_TARGET_AVX512VNNI const uint8_t* widened(const PackedSegment& seg, const W
   if (t.seg == &seg && t.panel == panel && t.panels == panels) return t.bytes.data();
   const int64_t wide_bytes = w.len_pad * kIntNr;
   t.bytes.reserve(static_cast<size_t>(panels * wide_bytes));
-  const __m512i low = _mm512_set1_epi8(0x0f);
-  for (int v = 0; v < panels; ++v) {
-    const uint8_t* src = w.bytes.data() + (panel + v) * w.panel_bytes;
-    uint8_t* dst = t.bytes.data() + v * wide_bytes;
-    for (int64_t r = 0; r < w.len_pad / 8; ++r) {
-      const __m512i raw = _mm512_load_si512(reinterpret_cast<const void*>(src + r * 64));
-      _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r) * 64), _mm512_and_si512(raw, low));
-      _mm512_store_si512(reinterpret_cast<void*>(dst + (2 * r + 1) * 64), _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
-    }
-  }
+  for (int v = 0; v < panels; ++v) widen_nibble_panel(w.bytes.data() + (panel + v) * w.panel_bytes, w.len_pad, t.bytes.data() + v * wide_bytes);
   t.seg = &seg;
   t.panel = panel;
   t.panels = panels;

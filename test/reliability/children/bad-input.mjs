@@ -5,18 +5,11 @@
 // file named by BAD_INPUT_LOG (a regular file: writes to a pipe could fail with EAGAIN under load).
 //   BAD_INPUT_LOG=<file> node bad-input.mjs <index.js> <shard> <shards>
 import { openSync, writeSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { loadChildLibrary } from './library.mjs';
 
-// Run by its test with the library's path; run alone (say by `tap test/reliability`), it skips.
-if (!process.argv[2]) {
-  console.log('1..0 # SKIP a child process of a test in test/reliability, run by that test');
-  process.exit(0);
-}
-
-const [index, shardArg = '0', shardsArg = '1'] = process.argv.slice(2);
+const { lib, args: [shardArg = '0', shardsArg = '1'] } = await loadChildLibrary();
 const shard = Number(shardArg);
 const shards = Number(shardsArg);
-const lib = await import(pathToFileURL(index).href);
 const { Tensor } = lib;
 const log = process.env.BAD_INPUT_LOG ? openSync(process.env.BAD_INPUT_LOG, 'w') : null;
 

@@ -4,17 +4,10 @@
 // the result it would have given without the transfer, or reject with an Error. Prints
 // {runs, correct, rejected, wrong, messages} as JSON.
 //   node --expose-gc detach.mjs <index.js> <runs>
-import { pathToFileURL } from 'node:url';
+import { loadChildLibrary } from './library.mjs';
 
-// Run by its test with the library's path; run alone (say by `tap test/reliability`), it skips.
-if (!process.argv[2]) {
-  console.log('1..0 # SKIP a child process of a test in test/reliability, run by that test');
-  process.exit(0);
-}
-
-const [index, runsArg = '5'] = process.argv.slice(2);
+const { lib, args: [runsArg = '5'] } = await loadChildLibrary();
 const runs = Number(runsArg);
-const lib = await import(pathToFileURL(index).href);
 const { Tensor } = lib;
 const f32 = (shape, seed = 1) => new Tensor('float32', shape, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * (i + 1))));
 const same = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));

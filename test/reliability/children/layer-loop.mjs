@@ -2,17 +2,10 @@
 // the event loop (where N-API finalizers run), disposing each one, and reports the resident memory
 // before and after. Prints JSON.
 //   node layer-loop.mjs <index.js> <iterations>
-import { pathToFileURL } from 'node:url';
+import { loadChildLibrary } from './library.mjs';
 
-// Run by its test with the library's path; run alone (say by `tap test/reliability`), it skips.
-if (!process.argv[2]) {
-  console.log('1..0 # SKIP a child process of a test in test/reliability, run by that test');
-  process.exit(0);
-}
-
-const [index, iterationsArg = '2000'] = process.argv.slice(2);
+const { lib, index, args: [iterationsArg = '2000'] } = await loadChildLibrary();
 const iterations = Number(iterationsArg);
-const lib = await import(pathToFileURL(index).href);
 const { Tensor } = lib;
 const w = new Tensor('float32', [256, 512], Float32Array.from({ length: 256 * 512 }, (_, i) => Math.sin(i)));
 const x = new Tensor('float32', [4, 512], Float32Array.from({ length: 4 * 512 }, (_, i) => Math.cos(i)));

@@ -5,16 +5,10 @@
 //   node worker-exit.mjs <index.js> <rounds>
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
+import { loadChildLibrary } from './library.mjs';
 
-// Run by its test with the library's path; run alone (say by `tap test/reliability`), it skips.
-if (!process.argv[2]) {
-  console.log('1..0 # SKIP a child process of a test in test/reliability, run by that test');
-  process.exit(0);
-}
-
-const [index, roundsArg = '6'] = process.argv.slice(2);
+const { lib, index, args: [roundsArg = '6'] } = await loadChildLibrary();
 const rounds = Number(roundsArg);
-const lib = await import(pathToFileURL(index).href);
 
 const workerSource = `
 const { workerData, parentPort } = require('node:worker_threads');
